@@ -1,0 +1,134 @@
+"""The command line: `layerscan IMAGE...` is short for `layerscan scan IMAGE...`.
+
+Commands build options, call the pipeline, render, and return an exit code. One handler turns
+errors into one line on stderr.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import Optional
+
+import click
+
+from scanner import __version__
+from scanner.detectors.rules import RuleSet, load_rules
+from scanner.errors import ExitCode, LayerscanError
+from scanner.pipeline import ScanOptions, Scanner
+from scanner.reports import Format, ReportError, report_for
+
+
+class DefaultGroup(click.Group):
+    """A group whose first argument, when it is not a command, is an image for `scan`."""
+
+    default_command = "scan"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+class TqdmProgress:
+    """Bytes over layers, on stderr, only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def begin(self, label: str, total_bytes: int) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=total_bytes, desc=label[-40:], unit="B", unit_scale=True,
+                         unit_divisor=1024, leave=False, file=sys.stderr)
+
+    def advance(self, nbytes: int) -> None:
+        if self._bar is not None:
+            self._bar.update(nbytes)
+
+    def end(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _rules(extra: tuple[str, ...], disabled: tuple[str, ...]) -> RuleSet:
+    rules = load_rules(extra)
+    return rules.without(disabled) if disabled else rules
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="layerscan")
+def cli() -> None:
+    """Find secrets baked into container images: every layer (deleted and overwritten files
+    too), the image config and the build history.
+
+    \b
+    layerscan IMAGE...          scan (short for `layerscan scan IMAGE...`)
+    layerscan rules             list the detection rules
+    """
+
+
+@cli.command()
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
+@click.option("--format", "-f", "fmt", type=click.Choice([f.value for f in Format]), default="table",
+              show_default=True, help="Report format.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write the report to FILE (only after a successful scan).")
+@click.option("--reveal", is_flag=True, help="Show raw secret values (never shown otherwise).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--platform", help="os/arch[/variant] of a multi-platform image, or 'all'.")
+@click.option("--rules", "extra_rules", multiple=True, type=click.Path(exists=True),
+              help="Extra rule file or directory of *.yaml rules (repeatable).")
+@click.option("--disable-rule", multiple=True, metavar="ID", help="Turn a rule off (repeatable).")
+def scan(images: tuple[str, ...], fmt: str, output: Optional[str], reveal: bool, no_progress: bool,
+         platform: Optional[str], extra_rules: tuple[str, ...], disable_rule: tuple[str, ...]) -> int:
+    """Scan IMAGE... (a `docker save` tarball, an OCI layout or oci-archive; see README)."""
+    progress = TqdmProgress() if not no_progress and sys.stderr.isatty() else None
+    scanner = Scanner(_rules(extra_rules, disable_rule), ScanOptions(reveal=reveal, platform=platform),
+                      progress)
+    result = scanner.scan(images)
+    text = report_for(Format(fmt)).render(result)
+    if output:
+        try:
+            with open(output, "w", encoding="utf-8") as f:
+                f.write(text)
+        except OSError as exc:
+            raise ReportError(f"cannot write {output}: {exc.strerror}") from None
+    else:
+        click.echo(text, nl=False)
+    return ExitCode.FINDINGS if result.findings else ExitCode.CLEAN
+
+
+@cli.command("rules")
+@click.option("--rules", "extra_rules", multiple=True, type=click.Path(exists=True),
+              help="Extra rule file or directory (repeatable).")
+def list_rules(extra_rules: tuple[str, ...]) -> int:
+    """List the loaded detection rules."""
+    rules = load_rules(extra_rules)
+    for r in rules.rules:
+        click.echo(f"{r.id:40} {r.severity.value:8} {r.title}  [{r.source}]")
+    click.echo(f"{len(rules)} rules, rule set {rules.digest[:12]}")
+    return ExitCode.CLEAN
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    try:
+        code = cli.main(args=argv, prog_name="layerscan", standalone_mode=False)
+    except LayerscanError as exc:
+        click.echo(f"layerscan: error: {exc}", err=True)
+        code = exc.exit_code
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = ExitCode.ERROR
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("layerscan: interrupted", err=True)
+        code = ExitCode.INTERRUPTED
+    except Exception as exc:  # a bug: one line, no traceback unless asked for
+        if os.environ.get("LAYERSCAN_DEBUG"):
+            raise
+        click.echo(f"layerscan: internal error: {exc.__class__.__name__}: {str(exc)[:200]} "
+                   "(set LAYERSCAN_DEBUG=1 for a traceback)", err=True)
+        code = ExitCode.ERROR
+    sys.exit(int(code or 0))

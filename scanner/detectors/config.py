@@ -1,0 +1,111 @@
+"""Secrets in the image config: Env, Labels, Cmd, Entrypoint, Healthcheck, User, and the history.
+
+Each value is run through the same content detectors as files, plus a name check: a variable or
+build arg whose name says it holds a secret (`DB_PASSWORD`, `NPM_TOKEN`) is reported when its
+value looks like one, even where no vendor rule knows the format.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Iterator, Optional
+
+from scanner.detectors.interface import Match
+from scanner.detectors.signature import is_placeholder, shannon_entropy
+from scanner.detectors.content import ContentScanner, to_hit
+from scanner.models import DetectorKind, Hit, LocationKind, Severity
+
+SECRET_NAME = re.compile(
+    r"(?i)(pass(word|wd|phrase)?|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|"
+    r"credential|auth|pwd)(?![a-z])")
+NOT_SECRET_NAME = re.compile(r"(?i)(_file|_path|_dir|_url|_host|_user(name)?|_id|_type|_len(gth)?|_ttl)$")
+BUILD_ARGS = re.compile(r"^\|(\d+) (.*)$", re.S)
+ASSIGN_LINE = re.compile(r"(?:^|#\(nop\)\s+|\s)(?:ENV|ARG)\s+(.+)$", re.S)
+PAIR = re.compile(r"([A-Za-z_][A-Za-z0-9_.-]*)=(\"[^\"]*\"|'[^']*'|\S*)")
+NAME_RULE = ("secret-named-variable", "Secret in a variable whose name says it is one")
+
+
+def named_secret(name: str, value: str) -> Optional[Match]:
+    """A NAME=value pair whose name marks a secret and whose value is not a placeholder."""
+    value = value.strip().strip("'\"")
+    raw = value.encode("utf-8", "surrogateescape")
+    if len(value) < 8 or not SECRET_NAME.search(name) or NOT_SECRET_NAME.search(name):
+        return None
+    if is_placeholder(raw) or shannon_entropy(raw) < 2.5 or value.startswith(("/", "$")):
+        return None
+    return Match(NAME_RULE[0], DetectorKind.CONFIG, Severity.HIGH, NAME_RULE[1], 0, len(raw), raw)
+
+
+class ConfigScanner:
+    def __init__(self, content: ContentScanner) -> None:
+        self.content = content
+
+    def scan(self, config: dict) -> list[Hit]:
+        hits: list[Hit] = []
+        for kind, path, text, pairs in entries(config):
+            hits.extend(self._scan_entry(kind, path, text, pairs))
+        return hits
+
+    def _scan_entry(self, kind: LocationKind, path: str, text: str,
+                    pairs: list[tuple[str, str]]) -> list[Hit]:
+        buf = text.encode("utf-8", "surrogateescape")
+        matches = self.content.scan_buffer(buf, None)
+        found = {m.secret for m in matches}
+        for name, value in pairs:
+            m = named_secret(name, value)
+            if m is not None and not any(m.secret in s or s in m.secret for s in found):
+                matches.append(m)
+                found.add(m.secret)
+        out, seen = [], set()
+        for m in matches:
+            if (m.rule_id, m.secret) not in seen:
+                seen.add((m.rule_id, m.secret))
+                hit = to_hit(m, path, None, -1, self.content.keep_values)
+                out.append(_with_kind(hit, kind))
+        return out
+
+
+def _with_kind(hit: Hit, kind: LocationKind) -> Hit:
+    return Hit(hit.rule_id, hit.detector, hit.severity, hit.title, hit.path, None, hit.secret, None, -1, kind)
+
+
+def entries(config: dict) -> Iterator[tuple[LocationKind, str, str, list[tuple[str, str]]]]:
+    """(kind, location path, text to scan, NAME=value pairs) for every scannable config value."""
+    cc = config.get("config") if isinstance(config.get("config"), dict) else {}
+    for item in cc.get("Env") or ():
+        if isinstance(item, str):
+            name, _, value = item.partition("=")
+            yield LocationKind.ENV, f"Env.{name}", item, [(name, value)]
+    labels = cc.get("Labels")
+    for key, value in (labels.items() if isinstance(labels, dict) else ()):
+        yield LocationKind.LABEL, f"Labels.{key}", f"{key}={value}", [(str(key), str(value))]
+    for field, kind in (("Cmd", LocationKind.CMD), ("Entrypoint", LocationKind.ENTRYPOINT)):
+        if cc.get(field):
+            yield kind, field, _join(cc[field]), PAIR.findall(_join(cc[field]))
+    hc = cc.get("Healthcheck")
+    if isinstance(hc, dict) and hc.get("Test"):
+        yield LocationKind.HEALTHCHECK, "Healthcheck", _join(hc["Test"]), PAIR.findall(_join(hc["Test"]))
+    if isinstance(cc.get("User"), str) and cc["User"]:
+        yield LocationKind.USER, "User", cc["User"], []
+    history = config.get("history")
+    for i, h in enumerate(history if isinstance(history, list) else ()):
+        text = h.get("created_by") if isinstance(h, dict) else None
+        if isinstance(text, str) and text:
+            yield LocationKind.HISTORY, f"history[{i}]", text, history_pairs(text)
+
+
+def history_pairs(created_by: str) -> list[tuple[str, str]]:
+    """Build args (`|2 A=x B=y /bin/sh -c ...`) and ENV/ARG assignments of a history line."""
+    pairs: list[tuple[str, str]] = []
+    m = BUILD_ARGS.match(created_by)
+    if m:
+        pairs.extend(PAIR.findall(m.group(2))[: int(m.group(1))])
+    a = ASSIGN_LINE.search(created_by)
+    if a:
+        pairs.extend(PAIR.findall(a.group(1)))
+    return pairs or PAIR.findall(created_by)
+
+
+def _join(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(str(v) for v in value)
+    return str(value)

@@ -1,0 +1,89 @@
+"""Run the detectors over one file's bytes, streamed in chunks that overlap.
+
+Memory is bounded by the chunk size whatever the file size. Each buffer reports the matches
+that start before its overlap tail; the next buffer starts at that tail, so a secret on a chunk
+border is found whole, exactly once (secrets up to OVERLAP bytes long).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional
+
+from scanner.detectors.interface import Detector, Match
+from scanner.models import Hit
+from scanner.redact import make_secret
+
+CHUNK = 1 << 20
+OVERLAP = 16 << 10
+BINARY_SNIFF = 8192
+
+
+@dataclass(frozen=True)
+class Located:
+    match: Match
+    line: Optional[int]  # 1-based; None in binary content
+
+
+class ContentScanner:
+    """The detectors a layer walk applies to every file, and whether raw values are kept."""
+
+    def __init__(self, detectors: Iterable[Detector], keep_values: bool = False,
+                 chunk: int = CHUNK, overlap: int = OVERLAP) -> None:
+        self.detectors = tuple(detectors)
+        self.keep_values = keep_values
+        self.chunk, self.overlap = chunk, overlap
+
+    def scan_buffer(self, buf: bytes, path: Optional[str]) -> list[Match]:
+        return [m for d in self.detectors for m in d.scan(buf, path)]
+
+    def scan_stream(self, read: Callable[[int], bytes], path: str) -> list[Located]:
+        found: list[Located] = []
+        buf = read(self.chunk)
+        binary = b"\0" in buf[:BINARY_SNIFF]
+        base_offset, base_line = 0, 1
+        while buf:
+            more = read(self.chunk)
+            final = not more
+            limit = len(buf) if final else len(buf) - self.overlap
+            for m in self.scan_buffer(buf, path):
+                if m.start < limit or final:
+                    line = None if binary else base_line + buf.count(b"\n", 0, m.start)
+                    found.append(Located(_shift(m, base_offset), line))
+            if final:
+                break
+            keep_from = max(limit, 0)
+            if not binary:
+                base_line += buf.count(b"\n", 0, keep_from)
+            base_offset += keep_from
+            buf = buf[keep_from:] + more
+        return _dedupe(found)
+
+    def hits(self, read: Callable[[int], bytes], path: str, ordinal: int,
+             inner_path: Optional[str] = None) -> list[Hit]:
+        return [to_hit(loc.match, path, loc.line, ordinal, self.keep_values, inner_path)
+                for loc in self.scan_stream(read, path)]
+
+
+def to_hit(m: Match, path: str, line: Optional[int], ordinal: int, keep: bool,
+           inner_path: Optional[str] = None) -> Hit:
+    return Hit(rule_id=m.rule_id, detector=m.detector, severity=m.severity, title=m.title,
+               path=path, line=line, secret=make_secret(m.secret, keep), inner_path=inner_path,
+               ordinal=ordinal)
+
+
+def _shift(m: Match, offset: int) -> Match:
+    if not offset:
+        return m
+    return Match(m.rule_id, m.detector, m.severity, m.title, m.start + offset, m.end + offset, m.secret)
+
+
+def _dedupe(found: list[Located]) -> list[Located]:
+    """One report per (rule, offset): the same span can come from an overlap re-scan."""
+    seen: set[tuple[str, int]] = set()
+    out = []
+    for loc in found:
+        key = (loc.match.rule_id, loc.match.start)
+        if key not in seen:
+            seen.add(key)
+            out.append(loc)
+    return out

@@ -1,0 +1,34 @@
+"""The detector role: find secrets in a buffer of bytes."""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+from scanner.errors import LayerscanError
+from scanner.models import DetectorKind, Severity
+
+
+class DetectorError(LayerscanError):
+    """A rule file or detector configuration that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Match:
+    """A secret found in a buffer: offsets of the secret itself, not of the whole regex match."""
+
+    rule_id: str
+    detector: DetectorKind
+    severity: Severity
+    title: str
+    start: int
+    end: int
+    secret: bytes
+
+
+class Detector(abc.ABC):
+    """Finds secrets in a buffer. Pure: no state kept between calls."""
+
+    @abc.abstractmethod
+    def scan(self, buf: bytes, path: Optional[str] = None) -> Iterator[Match]:
+        """Yield the secrets in `buf` (a chunk of a file, or a config value); `path` names the file."""

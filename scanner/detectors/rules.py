@@ -1,0 +1,147 @@
+"""Signature rules: data in `signatures/*.yaml`, loaded and checked once, compiled for bytes."""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Optional
+
+import yaml
+
+from scanner.detectors.interface import DetectorError
+from scanner.detectors.validators import VALIDATORS
+from scanner.models import Severity
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_FIELDS = {"id", "title", "severity", "keywords", "regex", "entropy", "validator", "allowlist",
+           "examples", "description", "references"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    severity: Severity
+    keywords: tuple[bytes, ...]  # lower-case; the rule runs only on buffers holding one of them
+    pattern: re.Pattern  # bytes pattern with a named group `secret`
+    entropy: float = 0.0  # minimum Shannon entropy (bits per char) of the secret
+    validator: Optional[str] = None
+    allow_patterns: tuple[re.Pattern, ...] = ()
+    stopwords: tuple[bytes, ...] = ()
+    positives: tuple[str, ...] = field(default=(), compare=False)
+    negatives: tuple[str, ...] = field(default=(), compare=False)
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[Rule, ...]
+    digest: str  # sha256 over the rule files' bytes: part of every cache key
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def without(self, disabled: Iterable[str]) -> "RuleSet":
+        gone = set(disabled)
+        unknown = gone - {r.id for r in self.rules}
+        if unknown:
+            raise DetectorError(f"unknown rule id(s): {', '.join(sorted(unknown))}")
+        kept = tuple(r for r in self.rules if r.id not in gone)
+        digest = hashlib.sha256((self.digest + "|-" + ",".join(sorted(gone))).encode()).hexdigest()
+        return RuleSet(kept, digest)
+
+
+def builtin_rule_files() -> list[Path]:
+    root = resources.files("scanner.signatures")
+    return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_rules(extra: Iterable[str | Path] = ()) -> RuleSet:
+    """Load the built-in rules plus any extra files or directories of `*.yaml` rules."""
+    files = builtin_rule_files()
+    for item in extra:
+        p = Path(item)
+        if p.is_dir():
+            files.extend(sorted(p.glob("*.yaml")))
+        elif p.is_file():
+            files.append(p)
+        else:
+            raise DetectorError(f"rule path not found: {p}")
+    if not files:
+        raise DetectorError("no rule files found (is the package installed with its signatures?)")
+    return load_rule_files(files)
+
+
+def load_rule_files(files: Iterable[Path]) -> RuleSet:
+    rules: list[Rule] = []
+    seen: dict[str, str] = {}
+    h = hashlib.sha256()
+    for path in files:
+        data = path.read_bytes()
+        h.update(path.name.encode() + b"\0" + data + b"\0")
+        for rule in parse_rule_file(data, path.name):
+            if rule.id in seen:
+                raise DetectorError(f"{path.name}: rule id {rule.id!r} already defined in {seen[rule.id]}")
+            seen[rule.id] = path.name
+            rules.append(rule)
+    return RuleSet(tuple(rules), h.hexdigest())
+
+
+def parse_rule_file(data: bytes, name: str) -> list[Rule]:
+    try:
+        doc = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        raise DetectorError(f"{name}: not valid YAML ({exc.__class__.__name__})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("rules"), list):
+        raise DetectorError(f"{name}: expected a mapping with a 'rules' list")
+    return [_parse_rule(entry, name) for entry in doc["rules"]]
+
+
+def _parse_rule(entry: object, name: str) -> Rule:
+    if not isinstance(entry, dict):
+        raise DetectorError(f"{name}: every rule must be a mapping")
+    rid = str(entry.get("id", ""))
+    where = f"{name}: rule {rid or '?'}"
+    if not _ID.match(rid):
+        raise DetectorError(f"{where}: id must be lower-case letters, digits and dashes")
+    unknown = set(entry) - _FIELDS
+    if unknown:
+        raise DetectorError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    for required in ("title", "severity", "regex"):
+        if not entry.get(required):
+            raise DetectorError(f"{where}: missing {required}")
+    try:
+        severity = Severity(entry["severity"])
+    except ValueError:
+        raise DetectorError(f"{where}: severity must be one of critical, high, medium, low") from None
+    pattern = _compile(entry["regex"], where)
+    if "secret" not in pattern.groupindex:
+        raise DetectorError(f"{where}: regex needs a named group (?P<secret>...)")
+    validator = entry.get("validator")
+    if validator is not None and validator not in VALIDATORS:
+        raise DetectorError(f"{where}: unknown validator {validator!r}")
+    allow = entry.get("allowlist") or {}
+    examples = entry.get("examples") or {}
+    return Rule(
+        id=rid,
+        title=str(entry["title"]),
+        severity=severity,
+        keywords=tuple(str(k).lower().encode() for k in entry.get("keywords") or ()),
+        pattern=pattern,
+        entropy=float(entry.get("entropy") or 0.0),
+        validator=validator,
+        allow_patterns=tuple(_compile(r, where) for r in allow.get("regexes") or ()),
+        stopwords=tuple(str(s).lower().encode() for s in allow.get("stopwords") or ()),
+        positives=tuple(str(x) for x in examples.get("positive") or ()),
+        negatives=tuple(str(x) for x in examples.get("negative") or ()),
+        source=name,
+    )
+
+
+def _compile(regex: object, where: str) -> re.Pattern:
+    try:
+        return re.compile(str(regex).encode())
+    except re.error as exc:
+        raise DetectorError(f"{where}: bad regex ({exc})") from None

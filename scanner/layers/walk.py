@@ -1,0 +1,110 @@
+"""Stream one layer tar once: path events for the overlay, detector hits for every file.
+
+`scan_layer` is a pure function of (layer bytes, detectors): no disk writes, no shared state,
+so it can run in any process and its result can be cached by diff_id.
+"""
+from __future__ import annotations
+
+import posixpath
+import tarfile
+from typing import Callable, Optional
+
+from scanner.detectors.content import ContentScanner
+from scanner.models import EntryKind, Hit, Layer, LayerScan, PathEvent, Skipped
+from scanner.sources.blobs import open_layer
+from scanner.sources.interface import SourceError
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+TAR_BUFSIZE = 1 << 20
+
+Progress = Callable[[int], None]
+
+
+def norm_path(name: str) -> str:
+    """Absolute, normalised POSIX path; `..` can never climb above the image root."""
+    return posixpath.normpath("/" + name.lstrip("/")) if name not in ("", ".", "./") else "/"
+
+
+def classify(info: tarfile.TarInfo) -> tuple[str, EntryKind]:
+    path = norm_path(info.name)
+    base = posixpath.basename(path)
+    if base == OPAQUE:
+        return posixpath.dirname(path), EntryKind.OPAQUE
+    if base.startswith(WHITEOUT):
+        return posixpath.join(posixpath.dirname(path), base[len(WHITEOUT):]), EntryKind.WHITEOUT
+    if info.isdir():
+        return path, EntryKind.DIR
+    if info.issym():
+        return path, EntryKind.SYMLINK
+    if info.islnk():
+        return path, EntryKind.HARDLINK
+    if info.isreg():
+        return path, EntryKind.FILE
+    return path, EntryKind.OTHER
+
+
+class _Walk:
+    def __init__(self, layer: Layer, content: ContentScanner) -> None:
+        self.layer = layer
+        self.content = content
+        self.events: list[PathEvent] = []
+        self.hits: list[Hit] = []
+        self.skipped: list[Skipped] = []
+        self.files = 0
+        self.by_path: dict[str, list[Hit]] = {}  # hits of each regular file, for hardlinks to it
+        self.regular: set[str] = set()
+
+    def entry(self, tf: tarfile.TarFile, info: tarfile.TarInfo, ordinal: int) -> None:
+        path, kind = classify(info)
+        if path == "/" and kind is EntryKind.DIR:
+            return
+        self.events.append(PathEvent(path, kind, ordinal))
+        if kind is EntryKind.FILE:
+            self.files += 1
+            self.regular.add(path)
+            f = tf.extractfile(info)
+            hits = self.content.hits(f.read, path, ordinal) if f is not None else []
+            self.by_path[path] = hits
+            self.hits.extend(hits)
+        elif kind is EntryKind.HARDLINK:
+            self.files += 1
+            self._hardlink(path, norm_path(info.linkname), ordinal)
+
+    def _hardlink(self, path: str, target: str, ordinal: int) -> None:
+        if target not in self.regular:
+            self.skipped.append(Skipped(path, f"hardlink to {target}, which this layer does not hold",
+                                        self.layer.index))
+            return
+        for h in self.by_path.get(target, ()):
+            self.hits.append(Hit(h.rule_id, h.detector, h.severity, h.title, path, h.line, h.secret,
+                                 h.inner_path, ordinal))
+        self.regular.add(path)
+        self.by_path[path] = self.by_path.get(target, [])
+
+
+def scan_layer(layer: Layer, content: ContentScanner, progress: Optional[Progress] = None) -> LayerScan:
+    """Walk the layer's tar stream once. Raises SourceError on a corrupt layer: never half a result."""
+    walk = _Walk(layer, content)
+    what = f"layer {layer.index}"
+    with open_layer(layer) as stream:
+        try:
+            tf = tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE)
+            done = 0
+            for ordinal, info in enumerate(tf):
+                walk.entry(tf, info, ordinal)
+                if progress is not None and stream.raw.count - done >= TAR_BUFSIZE:
+                    progress(stream.raw.count - done)
+                    done = stream.raw.count
+        except tarfile.TarError as exc:
+            raise SourceError(f"{what}: corrupt tar stream ({str(exc)[:120] or exc.__class__.__name__})") from None
+        except UnicodeError:
+            raise SourceError(f"{what}: corrupt tar header (undecodable name)") from None
+    # closing the `with` drained the stream and checked the blob digest and the diff_id
+    diff_id = "sha256:" + stream.hash.hexdigest()
+    total = stream.count
+    if progress is not None and stream.raw.count - done > 0:
+        progress(stream.raw.count - done)
+    digest = "sha256:" + stream.raw.hash.hexdigest()
+    return LayerScan(diff_id=layer.diff_id or diff_id, digest=digest, events=tuple(walk.events), hits=tuple(walk.hits),
+                     skipped=tuple(walk.skipped), files=walk.files, bytes=total)

@@ -1,0 +1,231 @@
+"""The one result model: images and layers in, path events and hits per layer, findings out.
+
+Everything here is a frozen dataclass or a str-enum so that it pickles (worker processes),
+serialises (cache, JSON) and compares (tests) without ceremony.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+class SourceKind(str, enum.Enum):
+    DOCKER_ARCHIVE = "docker-archive"
+    OCI_LAYOUT = "oci-layout"
+    OCI_ARCHIVE = "oci-archive"
+    DAEMON = "daemon"
+    REGISTRY = "registry"
+
+
+class Severity(str, enum.Enum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.CRITICAL: 4, Severity.HIGH: 3, Severity.MEDIUM: 2, Severity.LOW: 1}
+
+
+class DetectorKind(str, enum.Enum):
+    SIGNATURE = "signature"
+    ENTROPY = "entropy"
+    KEYWORD = "keyword"
+    FILE = "file"
+    CONFIG = "config"
+
+
+class Status(str, enum.Enum):
+    PRESENT = "present"
+    DELETED = "deleted"
+    OVERWRITTEN = "overwritten"
+    CONFIG = "config"
+    HISTORY = "history"
+
+
+class LocationKind(str, enum.Enum):
+    FILE = "file"
+    ENV = "env"
+    LABEL = "label"
+    CMD = "cmd"
+    ENTRYPOINT = "entrypoint"
+    HEALTHCHECK = "healthcheck"
+    USER = "user"
+    HISTORY = "history"
+
+
+class EntryKind(str, enum.Enum):
+    """What a tar entry puts at its path, as the overlay sees it."""
+
+    FILE = "file"
+    DIR = "dir"
+    SYMLINK = "symlink"
+    HARDLINK = "hardlink"
+    OTHER = "other"  # devices, FIFOs
+    WHITEOUT = "whiteout"  # removes `path` from lower layers
+    OPAQUE = "opaque"  # hides everything below directory `path` from lower layers
+
+
+# --- image model -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A byte range of a local file: a layer inside a tarball, or a blob file of an OCI layout.
+
+    Picklable on purpose: a worker process opens its layer itself from (path, offset, size).
+    """
+
+    path: str
+    offset: int
+    size: int
+    digest: Optional[str] = None  # "sha256:<hex>" of these bytes, checked while reading
+
+
+@dataclass(frozen=True)
+class Layer:
+    index: int
+    blob: Blob
+    diff_id: Optional[str]  # sha256 of the uncompressed tar, from the config's rootfs
+    media_type: str = ""
+    created_by: Optional[str] = None
+    created: Optional[str] = None
+    history_index: Optional[int] = None
+
+    @property
+    def digest(self) -> Optional[str]:
+        return self.blob.digest or self.diff_id
+
+
+@dataclass(frozen=True)
+class Image:
+    ref: str  # as the user gave it (plus the tag chosen inside a multi-image archive)
+    source: SourceKind
+    digest: Optional[str]  # manifest digest where the format has one
+    config: dict = field(hash=False, compare=False)
+    layers: tuple[Layer, ...] = ()
+    platform: Optional[str] = None
+
+
+# --- per-layer scan (pure) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PathEvent:
+    path: str  # absolute POSIX path, normalised ("/app/.env")
+    kind: EntryKind
+    ordinal: int  # position of the entry in the layer tar
+
+
+@dataclass(frozen=True)
+class Secret:
+    sha256: str  # hex digest of the exact secret bytes
+    redacted: str
+    value: Optional[str] = field(default=None, repr=False, compare=False)  # only kept for --reveal
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One detector match inside one layer (or the config), before the overlay labels it."""
+
+    rule_id: str
+    detector: DetectorKind
+    severity: Severity
+    title: str
+    path: str
+    line: Optional[int]
+    secret: Secret
+    inner_path: Optional[str] = None
+    ordinal: int = -1  # tar entry that held it, to tell duplicates within a layer apart
+    kind: LocationKind = LocationKind.FILE
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Content that was not scanned, and why. Reports list these: silence is never 'clean'."""
+
+    path: str
+    reason: str
+    layer: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class LayerScan:
+    """Everything the overlay needs from one layer: a pure function of its bytes and the rules."""
+
+    diff_id: str
+    digest: str  # sha256 of the blob as stored (compressed), computed while reading
+    events: tuple[PathEvent, ...]
+    hits: tuple[Hit, ...]
+    skipped: tuple[Skipped, ...]
+    files: int
+    bytes: int  # uncompressed bytes of the layer tar
+
+
+# --- findings ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    index: int
+    digest: Optional[str]
+    diff_id: Optional[str]
+    created_by: Optional[str]  # already scrubbed of every secret found
+    files: int = 0
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
+class Removal:
+    index: int
+    created_by: Optional[str]
+
+
+@dataclass(frozen=True)
+class Finding:
+    fingerprint: str
+    hit: Hit
+    image: str
+    status: Status
+    layer: Optional[LayerInfo]
+    removed_in: Optional[Removal] = None
+    triage: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    ref: str
+    source: SourceKind
+    digest: Optional[str]
+    layers: tuple[LayerInfo, ...]
+    findings: tuple[Finding, ...]
+    skipped: tuple[Skipped, ...]
+    platform: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    images: tuple[ImageResult, ...]
+    reveal: bool = False
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for image in self.images for f in image.findings)
+
+    def summary(self) -> dict[str, Any]:
+        by_severity: dict[str, int] = {}
+        by_status: dict[str, int] = {}
+        for f in self.findings:
+            by_severity[f.hit.severity.value] = by_severity.get(f.hit.severity.value, 0) + 1
+            by_status[f.status.value] = by_status.get(f.status.value, 0) + 1
+        return {
+            "findings": len(self.findings),
+            "by_severity": by_severity,
+            "by_status": by_status,
+            "skipped": sum(len(i.skipped) for i in self.images),
+        }

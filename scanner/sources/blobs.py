@@ -1,0 +1,134 @@
+"""Reading blobs: a byte range of a local file, checked against its digest, decompressed by magic.
+
+Every read of image content goes through here, so every byte is hashed on its way to the walker:
+the compressed blob against the manifest's digest, the uncompressed tar against the config's
+diff_id. A mismatch is an error, never a partial result.
+"""
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import zlib
+from typing import BinaryIO, Iterator, Optional
+
+import zstandard
+
+from scanner.models import Blob, Layer
+from scanner.sources.interface import SourceError
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+READ_SIZE = 1 << 20
+
+
+class HashingReader(io.RawIOBase):
+    """Passes reads through, hashing and counting them. `limit` caps the bytes read (None: no cap)."""
+
+    def __init__(self, inner: BinaryIO, limit: Optional[int] = None) -> None:
+        self._inner = inner
+        self._left = limit
+        self.hash = hashlib.sha256()
+        self.count = 0
+        self.raw: "HashingReader" = self
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        want = len(buffer)
+        if self._left is not None:
+            want = min(want, self._left)
+        if want <= 0:
+            return 0
+        data = self._inner.read(want)
+        n = len(data)
+        buffer[:n] = data
+        self.hash.update(data)
+        self.count += n
+        if self._left is not None:
+            self._left -= n
+        return n
+
+    def drain(self) -> None:
+        while self.read(READ_SIZE):
+            pass
+
+    def check(self, expected: Optional[str], what: str) -> None:
+        if expected is None:
+            return
+        algo, _, want = expected.partition(":")
+        if algo != "sha256":
+            raise SourceError(f"{what}: unsupported digest algorithm {algo!r}")
+        got = self.hash.hexdigest()
+        if got != want:
+            raise SourceError(f"{what}: digest mismatch (expected sha256:{want[:16]}…, got sha256:{got[:16]}…)")
+
+
+@contextlib.contextmanager
+def open_blob(blob: Blob, what: str) -> Iterator[HashingReader]:
+    """The blob's bytes, hashed as read; the digest (and full length) is checked on a clean exit."""
+    try:
+        f = open(blob.path, "rb")
+    except OSError as exc:
+        raise SourceError(f"{what}: cannot open {blob.path}: {exc.strerror}") from None
+    with f:
+        f.seek(blob.offset)
+        reader = HashingReader(f, blob.size)
+        yield reader
+        reader.drain()
+        if reader.count != blob.size:
+            raise SourceError(f"{what}: truncated ({reader.count} of {blob.size} bytes)")
+        reader.check(blob.digest, what)
+
+
+def read_blob(blob: Blob, what: str, max_size: int = 64 << 20) -> bytes:
+    """A small blob (manifest, config) read whole and verified."""
+    if blob.size > max_size:
+        raise SourceError(f"{what}: {blob.size} bytes is too large for a JSON document")
+    with open_blob(blob, what) as r:
+        return r.read()
+
+
+def sniff(stream: io.BufferedReader) -> str:
+    head = stream.peek(4)[:4]
+    if head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if head.startswith(ZSTD_MAGIC):
+        return "zstd"
+    return "none"
+
+
+def decompress(raw: BinaryIO) -> BinaryIO:
+    """A reader of the uncompressed bytes: gzip, zstd or plain, told apart by magic bytes."""
+    buffered = io.BufferedReader(raw, READ_SIZE)  # type: ignore[arg-type]
+    kind = sniff(buffered)
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
+    if kind == "zstd":
+        return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
+    return buffered
+
+
+DECODE_ERRORS = (gzip.BadGzipFile, zlib.error, EOFError, zstandard.ZstdError)
+
+
+@contextlib.contextmanager
+def open_layer(layer: Layer) -> Iterator[HashingReader]:
+    """The layer's uncompressed tar stream; blob digest and diff_id both checked on a clean exit."""
+    what = f"layer {layer.index} ({(layer.digest or '?')[:19]})"
+    with open_blob(layer.blob, what) as raw:
+        try:
+            tar = HashingReader(decompress(raw))
+            tar.raw = raw  # the compressed side, for progress in blob bytes
+            yield tar
+            tar.drain()
+        except DECODE_ERRORS as exc:
+            raise SourceError(f"{what}: corrupt compressed stream ({_reason(exc)})") from None
+        tar.check(layer.diff_id, f"{what} diff_id")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    return text[:120]

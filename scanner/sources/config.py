@@ -1,0 +1,46 @@
+"""From a parsed image config and its layer blobs to the `Image` model every source returns."""
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+from scanner.models import Blob, Image, Layer, SourceKind
+from scanner.sources.interface import SourceError
+
+_DIFF_ID = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def layer_history(config: dict) -> list[tuple[int, dict]]:
+    """(history index, entry) of each history entry that made a layer, in layer order."""
+    history = config.get("history")
+    if not isinstance(history, list):
+        return []
+    return [(i, h) for i, h in enumerate(history) if isinstance(h, dict) and not h.get("empty_layer")]
+
+
+def build_image(ref: str, kind: SourceKind, digest: Optional[str], config: Any,
+                blobs: list[tuple[Blob, str]], platform: Optional[str], where: str) -> Image:
+    if not isinstance(config, dict):
+        raise SourceError(f"{where}: image config is not a JSON object")
+    rootfs = config.get("rootfs")
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) and _DIFF_ID.match(d) for d in diff_ids):
+        raise SourceError(f"{where}: image config has no valid rootfs.diff_ids")
+    if len(diff_ids) != len(blobs):
+        raise SourceError(f"{where}: manifest lists {len(blobs)} layers, config has {len(diff_ids)} diff_ids")
+    history = layer_history(config)
+    layers = []
+    for i, ((blob, media), diff_id) in enumerate(zip(blobs, diff_ids)):
+        hidx, entry = history[i] if i < len(history) else (None, {})
+        layers.append(Layer(
+            index=i, blob=blob, diff_id=diff_id, media_type=media,
+            created_by=_str(entry.get("created_by")), created=_str(entry.get("created")),
+            history_index=hidx,
+        ))
+    if platform is None and config.get("os") and config.get("architecture"):
+        platform = f"{config['os']}/{config['architecture']}"
+    return Image(ref=ref, source=kind, digest=digest, config=config, layers=tuple(layers), platform=platform)
+
+
+def _str(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) else None
