@@ -1,0 +1,105 @@
+"""`--format sarif`: SARIF 2.1.0, one result per finding, for code-scanning dashboards."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from scanner import __version__
+from scanner.models import Finding, ScanResult, Severity
+from scanner.reports.interface import Report
+
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning", Severity.LOW: "note"}
+SECURITY_SEVERITY = {Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.MEDIUM: "5.5", Severity.LOW: "3.0"}
+ROOT = "IMAGEROOT"
+
+
+def _rules(findings: tuple[Finding, ...]) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    rules: list[dict[str, Any]] = []
+    index: dict[str, int] = {}
+    for f in findings:
+        h = f.hit
+        if h.rule_id in index:
+            continue
+        index[h.rule_id] = len(rules)
+        rules.append({
+            "id": h.rule_id,
+            "name": "".join(w.capitalize() for w in h.rule_id.split("-")),
+            "shortDescription": {"text": h.title},
+            "fullDescription": {"text": f"{h.title} baked into a container image ({h.detector.value} detector)."},
+            "defaultConfiguration": {"level": LEVEL[h.severity]},
+            "help": {"text": "Revoke the secret, then rebuild the image without it: deleting it in a later "
+                             "layer does not remove it from the image."},
+            "properties": {"security-severity": SECURITY_SEVERITY[h.severity],
+                           "tags": ["security", "secret", h.detector.value]},
+        })
+    return rules, index
+
+
+def _location(f: Finding) -> dict[str, Any]:
+    h = f.hit
+    layer = f"layer {f.layer.index}" if f.layer else "config"
+    logical = [{"name": h.path, "fullyQualifiedName": f"{f.image}#{layer}:{h.path}"
+                + (f"!{h.inner_path}" if h.inner_path else ""), "kind": h.kind.value}]
+    loc: dict[str, Any] = {"logicalLocations": logical}
+    if h.path.startswith("/"):
+        physical: dict[str, Any] = {"artifactLocation": {"uri": h.path.lstrip("/"), "uriBaseId": ROOT}}
+        if h.line:
+            physical["region"] = {"startLine": h.line}
+        loc["physicalLocation"] = physical
+    return loc
+
+
+def _message(f: Finding) -> str:
+    h = f.hit
+    where = h.path + (f"!{h.inner_path}" if h.inner_path else "") + (f":{h.line}" if h.line else "")
+    text = f"{h.title} ({h.secret.redacted}) in {where}, {f.status.value}"
+    if f.layer is not None:
+        text += f", layer {f.layer.index}"
+        if f.layer.created_by:
+            text += f" ({' '.join(f.layer.created_by.split())[:160]})"
+    if f.removed_in is not None:
+        text += f"; removed in layer {f.removed_in.index}, still readable in the image"
+    return text + "."
+
+
+def _result(f: Finding, reveal: bool, index: dict[str, int]) -> dict[str, Any]:
+    props: dict[str, Any] = {"image": f.image, "status": f.status.value, "severity": f.hit.severity.value,
+                             "secretSha256": f.hit.secret.sha256, "redacted": f.hit.secret.redacted}
+    if f.layer is not None:
+        props.update({"layerIndex": f.layer.index, "layerDigest": f.layer.digest})
+    if f.removed_in is not None:
+        props["removedInLayer"] = f.removed_in.index
+    if reveal and f.hit.secret.value is not None:
+        props["value"] = f.hit.secret.value
+    return {
+        "ruleId": f.hit.rule_id,
+        "ruleIndex": index[f.hit.rule_id],
+        "level": LEVEL[f.hit.severity],
+        "message": {"text": _message(f)},
+        "locations": [_location(f)],
+        "partialFingerprints": {"layerscanFingerprint/v1": f.fingerprint},
+        "properties": props,
+    }
+
+
+def to_sarif(result: ScanResult) -> dict[str, Any]:
+    findings = result.findings
+    rules, index = _rules(findings)
+    return {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "layerscan", "version": __version__, "semanticVersion": __version__,
+                                "rules": rules}},
+            "originalUriBaseIds": {ROOT: {"uri": "file:///",
+                                          "description": {"text": "The root of the image's filesystem."}}},
+            "results": [_result(f, result.reveal, index) for f in findings],
+            "properties": {"images": [i.ref for i in result.images]},
+        }],
+    }
+
+
+class SarifReport(Report):
+    def render(self, result: ScanResult) -> str:
+        return json.dumps(to_sarif(result), indent=2) + "\n"

@@ -1,0 +1,76 @@
+"""Fixtures shared by unit and integration tests.
+
+The service fixtures start real components (a Docker engine, registries) once per session, on
+first use, and stop them at the end. Only tests marked `integration` may use them: collection
+fails otherwise, so a unit test can never start a service by accident. Tests under
+tests/integration/ are marked automatically.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests import services
+
+INTEGRATION_DIR = Path(__file__).parent / "integration"
+SERVICE_FIXTURES = frozenset({"docker_engine", "base_image", "registry", "registry_factory"})
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not any(line.startswith("integration") for line in config.getini("markers")):
+        config.addinivalue_line(
+            "markers", "integration: needs the real Docker engine or registry (started by fixtures)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION_DIR in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+        used = SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if used and item.get_closest_marker("integration") is None:
+            raise pytest.UsageError(
+                f"{item.nodeid} uses {', '.join(sorted(used))} but is not marked integration")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_machine_wide_leftovers():
+    """Components write a few machine-wide dirs (skopeo's cache); remove those they created."""
+    missing = services.missing_machine_wide_dirs()
+    yield
+    services.remove_machine_wide_dirs(missing)
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """A private dockerd for the whole session (see services.DockerEngine)."""
+    engine = services.require(services.DockerEngine().start)
+    yield engine
+    engine.stop()
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_engine):
+    """`layerscan-test/busybox:1` in the session's engine: what test Dockerfiles build FROM."""
+    return services.require(lambda: services.import_busybox_base(docker_engine.client()))
+
+
+@pytest.fixture(scope="session")
+def registry_factory():
+    """Start registries with options: registry_factory(auth=True, tls=True); all stopped at the end."""
+    started: list[services.Registry] = []
+
+    def start(**options) -> services.Registry:
+        registry = services.require(services.Registry(**options).start)
+        started.append(registry)
+        return registry
+
+    yield start
+    for registry in reversed(started):
+        registry.stop()
+
+
+@pytest.fixture(scope="session")
+def registry(registry_factory) -> services.Registry:
+    """An anonymous plain-HTTP registry for the whole session."""
+    return registry_factory()
