@@ -12,8 +12,10 @@ from typing import Optional
 import click
 
 from scanner import __version__
+from scanner.cache import LayerCache, NullCache, SqliteLayerCache, default_cache_dir
 from scanner.detectors.rules import RuleSet, load_rules
 from scanner.errors import ExitCode, LayerscanError
+from scanner.limits import Limits
 from scanner.pipeline import ScanOptions, Scanner
 from scanner.reports import Format, ReportError, report_for
 
@@ -68,35 +70,92 @@ def cli() -> None:
     """
 
 
+class Size(click.ParamType):
+    """A byte count: `512`, `64K`, `100M`, `2G`."""
+
+    name = "size"
+    _units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
+        if isinstance(value, int):
+            return value
+        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
+        unit = text[-1:] if text[-1:] in self._units else ""
+        try:
+            return int(float(text[: len(text) - len(unit)]) * self._units[unit])
+        except ValueError:
+            self.fail(f"{value!r} is not a size (e.g. 512, 64K, 100M, 2G)", param, ctx)
+
+
+def _limits(depth: int, file_size: int, archive: int, layer: int, ratio: int) -> Limits:
+    return Limits(max_depth=depth, max_file_size=file_size, max_archive_bytes=archive,
+                  max_layer_bytes=layer, max_ratio=ratio)
+
+
+def _cache(no_cache: bool, cache_dir: Optional[str]) -> LayerCache:
+    return NullCache() if no_cache else SqliteLayerCache(cache_dir or default_cache_dir())
+
+
+_DEFAULTS = Limits()
+SCAN_OPTIONS = [
+    click.option("--format", "-f", "fmt", type=click.Choice([f.value for f in Format]), default="table",
+                 show_default=True, help="Report format."),
+    click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+                 help="Write the report to FILE (only after a successful scan)."),
+    click.option("--reveal", is_flag=True, help="Show raw secret values (never shown otherwise)."),
+    click.option("--no-progress", is_flag=True, help="No progress bar."),
+    click.option("--platform", help="os/arch[/variant] of a multi-platform image, or 'all'."),
+    click.option("--rules", "extra_rules", multiple=True, type=click.Path(exists=True),
+                 help="Extra rule file or directory of *.yaml rules (repeatable)."),
+    click.option("--disable-rule", multiple=True, metavar="ID", help="Turn a rule off (repeatable)."),
+    click.option("--workers", type=click.IntRange(1, 256), help="Worker processes for layers [default: one per core]."),
+    click.option("--cache-dir", type=click.Path(file_okay=False), help="Layer cache directory [default: ~/.cache/layerscan]."),
+    click.option("--no-cache", is_flag=True, help="Neither read nor write the layer cache."),
+    click.option("--max-depth", type=click.IntRange(0, 32), default=_DEFAULTS.max_depth, show_default=True,
+                 help="Nested archives: how deep to open."),
+    click.option("--max-file-size", type=Size(), default=_DEFAULTS.max_file_size, show_default="8G",
+                 help="Bytes of one file that are scanned."),
+    click.option("--max-archive-bytes", type=Size(), default=_DEFAULTS.max_archive_bytes, show_default="2G",
+                 help="Bytes expanded from one nested archive."),
+    click.option("--max-layer-bytes", type=Size(), default=_DEFAULTS.max_layer_bytes, show_default="64G",
+                 help="Bytes expanded from nested archives in one layer."),
+    click.option("--max-ratio", type=click.IntRange(1), default=_DEFAULTS.max_ratio, show_default=True,
+                 help="Expanded/compressed ratio that marks a decompression bomb."),
+]
+
+
+def scan_options(func):  # type: ignore[no-untyped-def]
+    for option in reversed(SCAN_OPTIONS):
+        func = option(func)
+    return func
+
+
 @cli.command()
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
-@click.option("--format", "-f", "fmt", type=click.Choice([f.value for f in Format]), default="table",
-              show_default=True, help="Report format.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
-              help="Write the report to FILE (only after a successful scan).")
-@click.option("--reveal", is_flag=True, help="Show raw secret values (never shown otherwise).")
-@click.option("--no-progress", is_flag=True, help="No progress bar.")
-@click.option("--platform", help="os/arch[/variant] of a multi-platform image, or 'all'.")
-@click.option("--rules", "extra_rules", multiple=True, type=click.Path(exists=True),
-              help="Extra rule file or directory of *.yaml rules (repeatable).")
-@click.option("--disable-rule", multiple=True, metavar="ID", help="Turn a rule off (repeatable).")
+@scan_options
 def scan(images: tuple[str, ...], fmt: str, output: Optional[str], reveal: bool, no_progress: bool,
-         platform: Optional[str], extra_rules: tuple[str, ...], disable_rule: tuple[str, ...]) -> int:
+         platform: Optional[str], extra_rules: tuple[str, ...], disable_rule: tuple[str, ...],
+         workers: Optional[int], cache_dir: Optional[str], no_cache: bool, max_depth: int,
+         max_file_size: int, max_archive_bytes: int, max_layer_bytes: int, max_ratio: int) -> int:
     """Scan IMAGE... (a `docker save` tarball, an OCI layout or oci-archive; see README)."""
     progress = TqdmProgress() if not no_progress and sys.stderr.isatty() else None
-    scanner = Scanner(_rules(extra_rules, disable_rule), ScanOptions(reveal=reveal, platform=platform),
-                      progress)
+    limits = _limits(max_depth, max_file_size, max_archive_bytes, max_layer_bytes, max_ratio)
+    options = ScanOptions(reveal=reveal, platform=platform, limits=limits, workers=workers)
+    scanner = Scanner(_rules(extra_rules, disable_rule), options, progress, _cache(no_cache, cache_dir))
     result = scanner.scan(images)
-    text = report_for(Format(fmt)).render(result)
-    if output:
-        try:
-            with open(output, "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as exc:
-            raise ReportError(f"cannot write {output}: {exc.strerror}") from None
-    else:
-        click.echo(text, nl=False)
+    _write(report_for(Format(fmt)).render(result), output)
     return ExitCode.FINDINGS if result.findings else ExitCode.CLEAN
+
+
+def _write(text: str, output: Optional[str]) -> None:
+    if not output:
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        raise ReportError(f"cannot write {output}: {exc.strerror}") from None
 
 
 @cli.command("rules")

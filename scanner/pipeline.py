@@ -5,12 +5,14 @@ import hashlib
 from dataclasses import dataclass, replace
 from typing import Iterable, Optional, Protocol, Sequence
 
+from scanner.cache import LayerCache
 from scanner.detectors.config import ConfigScanner
 from scanner.detectors.content import ContentScanner
 from scanner.detectors.rules import RuleSet
 from scanner.detectors.signature import SignatureDetector
 from scanner.layers.overlay import Overlay
-from scanner.layers.walk import scan_layer
+from scanner.layers.runner import LayerRunner
+from scanner.limits import Limits
 from scanner.models import (Finding, Hit, Image, ImageResult, LayerInfo, LayerScan, LocationKind,
                             Removal, ScanResult, Status)
 from scanner.redact import scrub
@@ -40,16 +42,20 @@ class NoProgress:
 class ScanOptions:
     reveal: bool = False
     platform: Optional[str] = None
+    limits: Limits = Limits()
+    workers: Optional[int] = None  # worker processes for layers; None: one per core
 
 
 class Scanner:
     def __init__(self, rules: RuleSet, options: ScanOptions = ScanOptions(),
-                 progress: Optional[Progress] = None) -> None:
+                 progress: Optional[Progress] = None, cache: Optional[LayerCache] = None) -> None:
         self.options = options
         self.progress = progress or NoProgress()
         # values are kept in memory for scrubbing the config; they reach output only with --reveal
         self.content = ContentScanner([SignatureDetector(rules)], keep_values=True)
         self.config = ConfigScanner(self.content)
+        self.layers = LayerRunner(self.content, rules.digest, options.limits, cache, options.workers,
+                                  use_cached_values=not options.reveal)
 
     def scan(self, specs: Sequence[str]) -> ScanResult:
         results = []
@@ -61,7 +67,7 @@ class Scanner:
     def scan_image(self, image: Image) -> ImageResult:
         self.progress.begin(image.ref, sum(layer.blob.size for layer in image.layers))
         try:
-            scans = [scan_layer(layer, self.content, self.progress.advance) for layer in image.layers]
+            scans = self.layers.scan(image.layers, self.progress.advance)
         finally:
             self.progress.end()
         config_hits = self.config.scan(image.config)

@@ -42,7 +42,8 @@ class ConfigScanner:
     def scan(self, config: dict) -> list[Hit]:
         hits: list[Hit] = []
         for kind, path, text, pairs in entries(config):
-            hits.extend(self._scan_entry(kind, path, text, pairs))
+            pairs = [(_printable(n), _printable(v)) for n, v in pairs]
+            hits.extend(self._scan_entry(kind, _printable(path), _printable(text), pairs))
         return hits
 
     def _scan_entry(self, kind: LocationKind, path: str, text: str,
@@ -62,6 +63,15 @@ class ConfigScanner:
                 hit = to_hit(m, path, None, -1, self.content.keep_values)
                 out.append(_with_kind(hit, kind))
         return out
+
+
+def _printable(text: str) -> str:
+    """JSON allows lone surrogates (`"\\ud800"`); they cannot be encoded, hashed or printed: spell them out."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _with_kind(hit: Hit, kind: LocationKind) -> Hit:

@@ -1,8 +1,9 @@
 """Run the detectors over one file's bytes, streamed in chunks that overlap.
 
-Memory is bounded by the chunk size whatever the file size. Each buffer reports the matches
-that start before its overlap tail; the next buffer starts at that tail, so a secret on a chunk
-border is found whole, exactly once (secrets up to OVERLAP bytes long).
+Memory is bounded by the chunk size whatever the file size. Each buffer reports the matches whose
+secret starts before its overlap tail (and was not reported by the buffer before); the next buffer
+starts OVERLAP bytes before that tail, so a secret on a chunk border is found whole, exactly once,
+with the text its regex needs before it (whole matches up to OVERLAP bytes long).
 """
 from __future__ import annotations
 
@@ -41,17 +42,21 @@ class ContentScanner:
         buf = read(self.chunk)
         binary = b"\0" in buf[:BINARY_SNIFF]
         base_offset, base_line = 0, 1
+        reported = 0  # absolute offset: matches whose secret starts before it were reported already
         while buf:
             more = read(self.chunk)
             final = not more
             limit = len(buf) if final else len(buf) - self.overlap
             for m in self.scan_buffer(buf, path):
-                if m.start < limit or final:
+                if base_offset + m.start >= reported and (m.start < limit or final):
                     line = None if binary else base_line + buf.count(b"\n", 0, m.start)
                     found.append(Located(_shift(m, base_offset), line))
             if final:
                 break
-            keep_from = max(limit, 0)
+            reported = max(reported, base_offset + limit)
+            # the next buffer starts `overlap` bytes before `limit`: a regex that needs text before
+            # its secret (`password = ...`) still sees it when the border falls in between
+            keep_from = max(limit - self.overlap, 0)
             if not binary:
                 base_line += buf.count(b"\n", 0, keep_from)
             base_offset += keep_from

@@ -54,8 +54,13 @@ class RuleSet:
 
 
 def builtin_rule_files() -> list[Path]:
-    root = resources.files("scanner.signatures")
-    return sorted(Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml"))
+    try:
+        root = Path(str(resources.files("scanner.signatures")))
+    except ModuleNotFoundError:  # a source checkout that is not installed: `signatures/` beside it
+        root = Path(__file__).resolve().parents[2] / "signatures"
+        if not root.is_dir():
+            return []
+    return sorted(p for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
 def load_rules(extra: Iterable[str | Path] = ()) -> RuleSet:
@@ -122,22 +127,54 @@ def _parse_rule(entry: object, name: str) -> Rule:
     validator = entry.get("validator")
     if validator is not None and validator not in VALIDATORS:
         raise DetectorError(f"{where}: unknown validator {validator!r}")
-    allow = entry.get("allowlist") or {}
-    examples = entry.get("examples") or {}
+    allow = _mapping(entry.get("allowlist"), {"regexes", "stopwords"}, f"{where}: allowlist")
+    examples = _mapping(entry.get("examples"), {"positive", "negative"}, f"{where}: examples")
     return Rule(
         id=rid,
         title=str(entry["title"]),
         severity=severity,
-        keywords=tuple(str(k).lower().encode() for k in entry.get("keywords") or ()),
+        keywords=_lower(_strings(entry.get("keywords"), f"{where}: keywords")),
         pattern=pattern,
-        entropy=float(entry.get("entropy") or 0.0),
+        entropy=_entropy(entry.get("entropy"), where),
         validator=validator,
-        allow_patterns=tuple(_compile(r, where) for r in allow.get("regexes") or ()),
-        stopwords=tuple(str(s).lower().encode() for s in allow.get("stopwords") or ()),
-        positives=tuple(str(x) for x in examples.get("positive") or ()),
-        negatives=tuple(str(x) for x in examples.get("negative") or ()),
+        allow_patterns=tuple(_compile(r, where)
+                             for r in _strings(allow.get("regexes"), f"{where}: allowlist.regexes")),
+        stopwords=_lower(_strings(allow.get("stopwords"), f"{where}: allowlist.stopwords")),
+        positives=_strings(examples.get("positive"), f"{where}: examples.positive"),
+        negatives=_strings(examples.get("negative"), f"{where}: examples.negative"),
         source=name,
     )
+
+
+def _mapping(value: object, keys: set[str], where: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise DetectorError(f"{where} must be a mapping")
+    unknown = set(value) - keys
+    if unknown:
+        raise DetectorError(f"{where}: unknown field(s) {', '.join(sorted(map(str, unknown)))}")
+    return value
+
+
+def _lower(words: tuple[str, ...]) -> tuple[bytes, ...]:
+    return tuple(w.lower().encode() for w in words)
+
+
+def _entropy(value: object, where: str) -> float:
+    try:
+        return float(value or 0.0)
+    except (TypeError, ValueError):
+        raise DetectorError(f"{where}: entropy must be a number (bits per character)") from None
+
+
+def _strings(value: object, where: str) -> tuple[str, ...]:
+    """A list of strings; a bare string would otherwise be iterated character by character."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
+        raise DetectorError(f"{where} must be a list of non-empty strings")
+    return tuple(value)
 
 
 def _compile(regex: object, where: str) -> re.Pattern:

@@ -55,12 +55,23 @@ class SignatureDetector(Detector):
         return self._always + [r for r in self._keyed if any(k in low for k in r.keywords)]
 
     def scan(self, buf: bytes, path: Optional[str] = None) -> Iterator[Match]:
+        found = []
         for rule in self.candidate_rules(buf):
             for m in rule.pattern.finditer(buf):
                 secret = m.group("secret")
                 if secret and accept(rule, secret):
-                    yield Match(rule.id, DetectorKind.SIGNATURE, rule.severity, rule.title,
-                                m.start("secret"), m.end("secret"), secret)
+                    found.append(Match(rule.id, DetectorKind.SIGNATURE, rule.severity, rule.title,
+                                       m.start("secret"), m.end("secret"), secret))
+        return most_severe_per_span(found)
+
+
+def most_severe_per_span(matches: list[Match]) -> Iterator[Match]:
+    """One secret, one finding: where several rules report the same bytes (a provider rule and a
+    generic `*_API_KEY=` rule), keep only the most severe of them (all of them on a tie)."""
+    best: dict[tuple[int, int], int] = {}
+    for m in matches:
+        best[m.start, m.end] = max(best.get((m.start, m.end), 0), m.severity.rank)
+    return (m for m in matches if m.severity.rank == best[m.start, m.end])
 
 
 def accept(rule: Rule, secret: bytes) -> bool:

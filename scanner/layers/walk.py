@@ -10,6 +10,8 @@ import tarfile
 from typing import Callable, Optional
 
 from scanner.detectors.content import ContentScanner
+from scanner.layers.nested import FileScanner
+from scanner.limits import Limits
 from scanner.models import EntryKind, Hit, Layer, LayerScan, PathEvent, Skipped
 from scanner.sources.blobs import open_layer
 from scanner.sources.interface import SourceError
@@ -22,8 +24,28 @@ Progress = Callable[[int], None]
 
 
 def norm_path(name: str) -> str:
-    """Absolute, normalised POSIX path; `..` can never climb above the image root."""
+    """Absolute, normalised POSIX path; `..` can never climb above the image root.
+
+    Bytes that are not UTF-8 (tarfile hands them over as surrogates) are shown as `\\xNN`, like
+    `ls -b`: a path must hash, print and serialise like any other string.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return posixpath.normpath("/" + name.lstrip("/")) if name not in ("", ".", "./") else "/"
+
+
+class _StrictTarInfo(tarfile.TarInfo):
+    """tarfile ends a stream quietly at a garbled or cut header past the first: everything after it
+    would go unscanned and unreported. Make that an error (a zero block still ends the tar)."""
+
+    @classmethod
+    def fromtarfile(cls, tf: tarfile.TarFile) -> tarfile.TarInfo:
+        try:
+            return super().fromtarfile(tf)
+        except (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError) as exc:  # type: ignore[attr-defined]
+            raise tarfile.ReadError(f"{exc} at byte {tf.offset}") from None
 
 
 def classify(info: tarfile.TarInfo) -> tuple[str, EntryKind]:
@@ -45,9 +67,10 @@ def classify(info: tarfile.TarInfo) -> tuple[str, EntryKind]:
 
 
 class _Walk:
-    def __init__(self, layer: Layer, content: ContentScanner) -> None:
+    def __init__(self, layer: Layer, content: ContentScanner, limits: Limits = Limits()) -> None:
         self.layer = layer
         self.content = content
+        self.file_scanner = FileScanner(content, limits)  # one per layer: it counts the layer's expansion
         self.events: list[PathEvent] = []
         self.hits: list[Hit] = []
         self.skipped: list[Skipped] = []
@@ -64,7 +87,8 @@ class _Walk:
             self.files += 1
             self.regular.add(path)
             f = tf.extractfile(info)
-            hits = self.content.hits(f.read, path, ordinal) if f is not None else []
+            hits, skipped = self.file_scanner.scan(f.read, info.size, path, ordinal) if f is not None else ([], [])
+            self.skipped.extend(Skipped(s.path, s.reason, self.layer.index) for s in skipped)
             self.by_path[path] = hits
             self.hits.extend(hits)
         elif kind is EntryKind.HARDLINK:
@@ -83,13 +107,14 @@ class _Walk:
         self.by_path[path] = self.by_path.get(target, [])
 
 
-def scan_layer(layer: Layer, content: ContentScanner, progress: Optional[Progress] = None) -> LayerScan:
+def scan_layer(layer: Layer, content: ContentScanner, progress: Optional[Progress] = None, *,
+               limits: Limits = Limits()) -> LayerScan:
     """Walk the layer's tar stream once. Raises SourceError on a corrupt layer: never half a result."""
-    walk = _Walk(layer, content)
+    walk = _Walk(layer, content, limits)
     what = f"layer {layer.index}"
     with open_layer(layer) as stream:
         try:
-            tf = tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE)
+            tf = tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE, tarinfo=_StrictTarInfo)
             done = 0
             for ordinal, info in enumerate(tf):
                 walk.entry(tf, info, ordinal)

@@ -26,9 +26,10 @@ READ_SIZE = 1 << 20
 class HashingReader(io.RawIOBase):
     """Passes reads through, hashing and counting them. `limit` caps the bytes read (None: no cap)."""
 
-    def __init__(self, inner: BinaryIO, limit: Optional[int] = None) -> None:
+    def __init__(self, inner: BinaryIO, limit: Optional[int] = None, decoding: Optional[str] = None) -> None:
         self._inner = inner
         self._left = limit
+        self._decoding = decoding  # set: `inner` decompresses; its errors become a SourceError naming this
         self.hash = hashlib.sha256()
         self.count = 0
         self.raw: "HashingReader" = self
@@ -42,7 +43,7 @@ class HashingReader(io.RawIOBase):
             want = min(want, self._left)
         if want <= 0:
             return 0
-        data = self._inner.read(want)
+        data = self._read(want)
         n = len(data)
         buffer[:n] = data
         self.hash.update(data)
@@ -50,6 +51,14 @@ class HashingReader(io.RawIOBase):
         if self._left is not None:
             self._left -= n
         return n
+
+    def _read(self, want: int) -> bytes:
+        if self._decoding is None:
+            return self._inner.read(want)
+        try:  # raised here, not in the caller: tarfile would re-label a zlib error as a tar error
+            return self._inner.read(want)
+        except DECODE_ERRORS as exc:
+            raise SourceError(f"{self._decoding}: corrupt compressed stream ({_reason(exc)})") from None
 
     def drain(self) -> None:
         while self.read(READ_SIZE):
@@ -120,13 +129,14 @@ def open_layer(layer: Layer) -> Iterator[HashingReader]:
     what = f"layer {layer.index} ({(layer.digest or '?')[:19]})"
     with open_blob(layer.blob, what) as raw:
         try:
-            tar = HashingReader(decompress(raw))
+            tar = HashingReader(decompress(raw), decoding=what)
             tar.raw = raw  # the compressed side, for progress in blob bytes
             yield tar
             tar.drain()
         except DECODE_ERRORS as exc:
             raise SourceError(f"{what}: corrupt compressed stream ({_reason(exc)})") from None
-        tar.check(layer.diff_id, f"{what} diff_id")
+    # the blob's own digest (checked on leaving open_blob) first: it is what the manifest pins
+    tar.check(layer.diff_id, f"{what} diff_id")
 
 
 def _reason(exc: BaseException) -> str:

@@ -39,8 +39,16 @@ def build_image(ref: str, kind: SourceKind, digest: Optional[str], config: Any,
         ))
     if platform is None and config.get("os") and config.get("architecture"):
         platform = f"{config['os']}/{config['architecture']}"
+        if isinstance(config.get("variant"), str) and config["variant"]:
+            platform += f"/{config['variant']}"
     return Image(ref=ref, source=kind, digest=digest, config=config, layers=tuple(layers), platform=platform)
 
 
 def _str(value: Any) -> Optional[str]:
-    return value if isinstance(value, str) else None
+    if not isinstance(value, str):
+        return None
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:  # a lone surrogate from JSON: spelt out, as the config scan does
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")

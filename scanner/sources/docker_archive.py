@@ -24,14 +24,19 @@ class ArchiveEntry:
     tags: tuple[str, ...]
 
 
+def _platform_matches(have: Optional[str], want: Optional[str]) -> bool:
+    return want in (None, "all") or have in (None, want) or (have or "").startswith(want + "/")
+
+
 def _digest(pattern: re.Pattern, name: str) -> Optional[str]:
     m = pattern.match(name)
     return f"sha256:{m.group(1)}" if m else None
 
 
 class DockerArchiveSource(Source):
-    def __init__(self, store: TarStore, ref: str, select: Optional[str] = None) -> None:
-        self.store, self.ref, self.select = store, ref, select
+    def __init__(self, store: TarStore, ref: str, select: Optional[str] = None,
+                 platform: Optional[str] = None) -> None:
+        self.store, self.ref, self.select, self.platform = store, ref, select, platform
 
     def entries(self) -> list[ArchiveEntry]:
         doc = self.store.json("manifest.json")
@@ -50,9 +55,19 @@ class DockerArchiveSource(Source):
     def images(self) -> Iterator[Image]:
         entries = self.entries()
         manifest_digests = self._manifest_digests()
+        others: set[str] = set()
+        yielded = False
         for i, entry in select(entries, self.select, self.store.location):
             label = self.ref if len(entries) == 1 or self.select else f"{self.ref}:{entry.name or '@%d' % i}"
-            yield self._image(entry, label, manifest_digests)
+            image = self._image(entry, label, manifest_digests)
+            if _platform_matches(image.platform, self.platform):
+                yielded = True
+                yield image
+            else:
+                others.add(image.platform or "?")
+        if not yielded and others:  # never scan another platform than the one asked for
+            raise SourceError(f"no image for platform {self.platform} (available: {', '.join(sorted(others))}); "
+                              "use --platform")
 
     def _image(self, entry: ArchiveEntry, label: str, manifest_digests: dict[str, str]) -> Image:
         where = f"{self.store.location}: {entry.name or entry.config}"

@@ -116,8 +116,13 @@ class OciSource(Source):
         refs = manifests(self.store, self.platform)
         if not refs:
             raise SourceError(f"{self.store.location}: index.json lists no images")
+        seen: set[str] = set()
+        single = len({m.digest for m in refs}) == 1
         for i, m in select(refs, self.select, self.store.location):
-            label = self.ref if len(refs) == 1 or self.select else f"{self.ref}:{m.name or '@%d' % i}"
+            if m.digest in seen:  # one image under several tags: scan it once, named by its first
+                continue
+            seen.add(m.digest)
+            label = self.ref if single or self.select else f"{self.ref}:{m.name or '@%d' % i}"
             yield load_manifest_image(self.store, m, label, self.kind)
 
 
@@ -131,11 +136,16 @@ def select(refs: list, wanted: Optional[str], where: str) -> list[tuple[int, Any
         if n >= len(refs):
             raise SourceError(f"{where}: no image @{n} (it holds {len(refs)})")
         return [items[n]]
-    hits = [(i, r) for i, r in items if _name_matches(r.name, wanted)]
+    hits = [(i, r) for i, r in items if any(_name_matches(n, wanted) for n in _names(r))]
     if not hits:
-        names = ", ".join(sorted({r.name for r in refs if r.name})) or "none"
+        names = ", ".join(sorted({n for r in refs for n in _names(r) if n})) or "none"
         raise SourceError(f"{where}: no image named {wanted!r} (names: {names})")
     return hits
+
+
+def _names(ref: Any) -> tuple[Optional[str], ...]:
+    """Every name an image answers to: all the RepoTags of a docker archive entry, else its name."""
+    return tuple(getattr(ref, "tags", ())) or (ref.name,)
 
 
 def _name_matches(name: Optional[str], wanted: str) -> bool:

@@ -56,7 +56,7 @@ def _open(path: str, sel: Optional[str], ref: str, transport: Optional[str], pla
         raise SourceError(f"{path}: oci: wants a layout directory")
     tar = TarStore(path)
     if tar.has("manifest.json") and transport in (None, "docker-archive"):
-        return DockerArchiveSource(tar, ref, sel)
+        return DockerArchiveSource(tar, ref, sel, platform)
     if tar.has("index.json") and transport in (None, "oci-archive"):
         return OciSource(tar, ref, SourceKind.OCI_ARCHIVE, sel, platform)
     raise SourceError(f"{path}: not an image archive (no manifest.json or index.json inside)")

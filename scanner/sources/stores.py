@@ -36,7 +36,8 @@ class Store(abc.ABC):
         return self.get(name) is not None
 
     def json(self, name: str, digest: Optional[str] = None) -> Any:
-        return parse_json(read_blob(self.blob(name, digest), name), f"{self.location}: {name}")
+        what = f"{self.location}: {name}"
+        return parse_json(read_blob(self.blob(name, digest), what), what)
 
 
 def parse_json(data: bytes, what: str) -> Any:
@@ -79,11 +80,18 @@ class TarStore(Store):
             with tarfile.open(path, mode="r:") as tf:
                 for info in tf:
                     self._members[_clean(info.name)] = info
+                end = tf.offset
         except tarfile.ReadError as exc:
+            if str(exc) == "unexpected end of data" and self._members:
+                raise SourceError(f"{path}: truncated archive (it ends inside {info.name})") from None
             raise SourceError(f"{path}: not a readable image archive ({_tar_reason(exc, path)})") from None
         except (EOFError, OSError) as exc:
             raise SourceError(f"{path}: truncated or unreadable archive ({exc.__class__.__name__})") from None
         self._size = os.path.getsize(path)
+        if self._members and not _end_marker_at(path, end):
+            # tarfile stops quietly at a cut or garbled header: without this, a cut archive would
+            # read as a smaller archive ("no manifest.json") instead of a damaged one
+            raise SourceError(f"{path}: truncated archive (no tar header or end-of-archive marker at byte {end})")
 
     def names(self) -> list[str]:
         return list(self._members)
@@ -108,6 +116,14 @@ class TarStore(Store):
             else:
                 return None
         return None
+
+
+def _end_marker_at(path: str, offset: int) -> bool:
+    """Whether a zero block (the start of tar's end-of-archive marker) stands at `offset`."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        block = f.read(tarfile.BLOCKSIZE)
+    return len(block) == tarfile.BLOCKSIZE and not block.strip(b"\0")
 
 
 def _tar_reason(exc: Exception, path: str) -> str:

@@ -1,0 +1,118 @@
+"""The layer cache: a LayerScan is a pure function of (layer bytes, rules, limits, version), so a
+layer seen once (a base layer, a re-scan) is never scanned again.
+
+Entries hold path events, hit locations, secret hashes and redacted forms: never a raw secret.
+"""
+from __future__ import annotations
+
+import abc
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from dataclasses import asdict
+from typing import Any, Optional
+
+from scanner import __version__
+from scanner.errors import LayerscanError
+from scanner.limits import Limits
+from scanner.models import (DetectorKind, EntryKind, Hit, LayerScan, LocationKind, PathEvent, Secret,
+                            Severity, Skipped)
+
+FORMAT = 1
+
+
+class CacheError(LayerscanError):
+    """The cache cannot be opened or written."""
+
+
+def cache_key(diff_id: str, rules_digest: str, limits: Limits) -> str:
+    material = json.dumps([FORMAT, __version__, diff_id, rules_digest, asdict(limits)], sort_keys=True)
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def default_cache_dir() -> str:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "layerscan")
+
+
+# --- codec: LayerScan <-> JSON, values dropped ------------------------------------------------
+
+def encode(scan: LayerScan) -> str:
+    return json.dumps({
+        "diff_id": scan.diff_id, "digest": scan.digest, "files": scan.files, "bytes": scan.bytes,
+        "events": [[e.path, e.kind.value, e.ordinal] for e in scan.events],
+        "hits": [_hit(h) for h in scan.hits],
+        "skipped": [[s.path, s.reason, s.layer] for s in scan.skipped],
+    }, separators=(",", ":"), ensure_ascii=False)
+
+
+def _hit(h: Hit) -> list[Any]:
+    return [h.rule_id, h.detector.value, h.severity.value, h.title, h.path, h.line, h.secret.sha256,
+            h.secret.redacted, h.inner_path, h.ordinal, h.kind.value]
+
+
+def decode(text: str, layer_index: int) -> LayerScan:
+    d = json.loads(text)
+    hits = tuple(Hit(rule_id=r, detector=DetectorKind(det), severity=Severity(sev), title=t, path=p, line=ln,
+                     secret=Secret(sha, red), inner_path=ip, ordinal=o, kind=LocationKind(k))
+                 for r, det, sev, t, p, ln, sha, red, ip, o, k in d["hits"])
+    return LayerScan(
+        diff_id=d["diff_id"], digest=d["digest"],
+        events=tuple(PathEvent(p, EntryKind(k), o) for p, k, o in d["events"]),
+        hits=hits,
+        skipped=tuple(Skipped(p, r, layer_index) for p, r, _ in d["skipped"]),
+        files=d["files"], bytes=d["bytes"])
+
+
+class LayerCache(abc.ABC):
+    @abc.abstractmethod
+    def get(self, key: str, layer_index: int) -> Optional[LayerScan]:
+        """The cached scan for `key`, its skipped entries re-labelled with `layer_index`."""
+
+    @abc.abstractmethod
+    def put(self, key: str, scan: LayerScan) -> None:
+        """Store a scan (raw secret values are never stored)."""
+
+
+class NullCache(LayerCache):
+    def get(self, key: str, layer_index: int) -> Optional[LayerScan]:
+        return None
+
+    def put(self, key: str, scan: LayerScan) -> None:
+        pass
+
+
+class SqliteLayerCache(LayerCache):
+    """One SQLite file in the user cache dir; safe for several processes (WAL, short transactions)."""
+
+    def __init__(self, directory: str) -> None:
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            self.path = os.path.join(directory, "layers.sqlite")
+            self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS layers (key TEXT PRIMARY KEY, scan TEXT NOT NULL, "
+                             "stored REAL NOT NULL)")
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheError(f"cannot open the layer cache in {directory}: {exc}") from None
+
+    def get(self, key: str, layer_index: int) -> Optional[LayerScan]:
+        try:
+            row = self._db.execute("SELECT scan FROM layers WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise CacheError(f"layer cache read failed: {exc}") from None
+        if row is None:
+            return None
+        try:
+            return decode(row[0], layer_index)
+        except (ValueError, KeyError, TypeError):
+            return None  # an entry from a broken write: scan again
+
+    def put(self, key: str, scan: LayerScan) -> None:
+        try:
+            self._db.execute("INSERT OR REPLACE INTO layers (key, scan, stored) VALUES (?, ?, ?)",
+                             (key, encode(scan), time.time()))
+        except sqlite3.Error as exc:
+            raise CacheError(f"layer cache write failed: {exc}") from None

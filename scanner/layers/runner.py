@@ -1,0 +1,97 @@
+"""Run `scan_layer` over an image's layers: cache first, then worker processes, one layer each.
+
+Each worker opens its own layer (a byte range of a file on disk), streams it once and returns a
+LayerScan; the parent only merges. A cached layer is not scanned again, but its bytes are still
+read and checked against their digest.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from multiprocessing import get_context
+from typing import Callable, Optional, Sequence
+
+from scanner.cache import LayerCache, NullCache, cache_key
+from scanner.detectors.content import ContentScanner
+from scanner.layers.walk import scan_layer
+from scanner.limits import Limits
+from scanner.models import Layer, LayerScan
+from scanner.sources.blobs import open_blob, open_layer
+
+POOL_MIN_BYTES = 4 << 20  # below this, worker start-up costs more than it saves
+
+_worker_state: dict = {}  # set once per worker process by _init_worker; never in the parent
+
+
+def _init_worker(content: ContentScanner, limits: Limits) -> None:
+    _worker_state["content"], _worker_state["limits"] = content, limits
+
+
+def _scan_in_worker(layer: Layer) -> LayerScan:
+    return scan_layer(layer, _worker_state["content"], limits=_worker_state["limits"])
+
+
+def verify_layer(layer: Layer) -> None:
+    """Read a layer whose scan is cached and check it: the stored blob's digest where the manifest
+    gives one (no decompression needed), else the diff_id of the decompressed tar."""
+    if layer.blob.digest is not None:
+        with open_blob(layer.blob, f"layer {layer.index}") as raw:
+            raw.drain()
+    else:
+        with open_layer(layer) as tar:
+            tar.drain()
+
+
+class LayerRunner:
+    def __init__(self, content: ContentScanner, rules_digest: str, limits: Limits = Limits(),
+                 cache: Optional[LayerCache] = None, workers: Optional[int] = None,
+                 use_cached_values: bool = True) -> None:
+        self.content, self.limits = content, limits
+        self.rules_digest = rules_digest
+        self.cache = cache or NullCache()
+        self.workers = workers or os.cpu_count() or 1
+        self.read_cache = use_cached_values  # --reveal needs raw values, which the cache never holds
+
+    def scan(self, layers: Sequence[Layer], advance: Callable[[int], None]) -> list[LayerScan]:
+        results: dict[int, LayerScan] = {}
+        todo: list[Layer] = []
+        for layer in layers:
+            cached = self._cached(layer)
+            if cached is not None:
+                verify_layer(layer)
+                advance(layer.blob.size)
+                results[layer.index] = cached
+            else:
+                todo.append(layer)
+        for layer, scan in self._run(todo, advance):
+            results[layer.index] = scan
+            if layer.diff_id:
+                self.cache.put(cache_key(layer.diff_id, self.rules_digest, self.limits), scan)
+        return [results[layer.index] for layer in layers]
+
+    def _cached(self, layer: Layer) -> Optional[LayerScan]:
+        if not self.read_cache or not layer.diff_id:
+            return None
+        return self.cache.get(cache_key(layer.diff_id, self.rules_digest, self.limits), layer.index)
+
+    def _run(self, todo: list[Layer], advance: Callable[[int], None]):
+        big = sum(layer.blob.size for layer in todo)
+        if self.workers <= 1 or len(todo) <= 1 or big < POOL_MIN_BYTES:
+            for layer in todo:
+                yield layer, scan_layer(layer, self.content, advance, limits=self.limits)
+            return
+        # largest first, so that the longest layer does not start last
+        order = sorted(todo, key=lambda layer: layer.blob.size, reverse=True)
+        with ProcessPoolExecutor(min(self.workers, len(todo)), mp_context=get_context("fork"),
+                                 initializer=_init_worker, initargs=(self.content, self.limits)) as pool:
+            futures = {pool.submit(_scan_in_worker, layer): layer for layer in order}
+            try:
+                for future in as_completed(futures):
+                    layer = futures[future]
+                    scan = future.result()
+                    advance(layer.blob.size)
+                    yield layer, scan
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise

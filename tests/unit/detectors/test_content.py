@@ -1,0 +1,173 @@
+"""Chunked content scanning: every secret once, at its right line, whatever the chunk borders."""
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pytest
+
+from scanner.detectors.content import ContentScanner
+from scanner.detectors.signature import SignatureDetector
+from scanner.models import DetectorKind, Hit, Secret, Severity
+from tests import secrets_catalog as sc
+
+KEY = sc.AWS_KEY_ID.encode()  # 20 bytes
+CHUNK, OVERLAP = 64, 32
+
+
+@pytest.fixture(scope="module")
+def small(unit_rules) -> ContentScanner:
+    return ContentScanner([SignatureDetector(unit_rules)], keep_values=True, chunk=CHUNK, overlap=OVERLAP)
+
+
+def filler(n: int) -> bytes:
+    """n bytes of text with a newline every 10 bytes, no secret in it."""
+    return b"".join(b"abcdefghi\n" for _ in range(n // 10 + 1))[:n]
+
+
+def short_reads(data: bytes, most: int):
+    stream = io.BytesIO(data)
+    return lambda n: stream.read(min(n, most))
+
+
+def located(scanner: ContentScanner, data: bytes, read=None) -> list[tuple[str, int, int, bytes]]:
+    read = read or io.BytesIO(data).read
+    return [(loc.match.rule_id, loc.match.start, loc.line, loc.match.secret) for loc in scanner.scan_stream(read, "/f")]
+
+
+@pytest.mark.parametrize("offset", range(0, 3 * CHUNK + 5))
+def test_secret_at_every_offset_is_found_once_with_its_line(small, offset):
+    data = filler(offset) + KEY + b"\n" + filler(150)
+    line = filler(offset).count(b"\n") + 1
+    assert located(small, data) == [("unit-aws-key-id", offset, line, KEY)]
+
+
+@pytest.mark.parametrize("border", [CHUNK, 2 * CHUNK - OVERLAP, 2 * CHUNK])
+@pytest.mark.parametrize("shift", range(-len(KEY), 1))
+def test_secret_straddling_a_chunk_border(small, border, shift):
+    """`border` is where a read ends; the key starts `-shift` bytes before it."""
+    offset = border + shift
+    data = filler(offset) + KEY + filler(200)
+    assert located(small, data) == [("unit-aws-key-id", offset, filler(offset).count(b"\n") + 1, KEY)]
+
+
+def test_secret_ending_the_file_exactly_at_a_border(small):
+    data = filler(CHUNK - len(KEY)) + KEY
+    assert located(small, data) == [("unit-aws-key-id", CHUNK - len(KEY), 5, KEY)]
+
+
+@pytest.mark.parametrize("most", [1, 7, 33, 64, 1000])
+def test_short_reads_change_nothing(small, most):
+    data = filler(100) + KEY + filler(77) + KEY + b"\n" + filler(3)
+    expected = [("unit-aws-key-id", 100, 11, KEY), ("unit-aws-key-id", 197, 18, KEY)]
+    assert located(small, data, short_reads(data, most)) == expected
+
+
+def test_line_numbers_across_many_chunks(small):
+    lines = [f"line {i}: nothing here".encode() for i in range(300)]
+    secret_lines = [3, 17, 64, 65, 150, 299]
+    for n in secret_lines:
+        lines[n - 1] = b"key=" + KEY + b" # on line %d" % n
+    data = b"\n".join(lines) + b"\n"
+    found = located(small, data)
+    assert [(rule, line) for rule, _, line, _ in found] == [("unit-aws-key-id", n) for n in secret_lines]
+    assert [start for _, start, _, _ in found] == [data.index(b"key=" + KEY + b" # on line %d" % n) + 4
+                                                  for n in secret_lines]
+
+
+def test_two_secrets_side_by_side_on_a_border(small):
+    gh = sc.GITHUB_PAT.encode()
+    data = filler(CHUNK - 10) + KEY + gh + filler(100)
+    found = sorted(located(small, data), key=lambda f: f[1])
+    assert found == [("unit-aws-key-id", CHUNK - 10, 6, KEY), ("unit-github-pat", CHUNK + 10, 6, gh)]
+
+
+def test_crlf_lines(small):
+    data = b"a\r\nb\r\n" + KEY + b"\r\n"
+    assert located(small, data) == [("unit-aws-key-id", 6, 3, KEY)]
+
+
+def test_private_key_spanning_chunks(unit_rules):
+    scanner = ContentScanner([SignatureDetector(unit_rules)], chunk=128, overlap=1024)
+    pem = sc.RSA_PRIVATE_KEY.encode().strip()
+    data = filler(300) + pem + b"\n" + filler(700)
+    found = located(scanner, data)
+    assert found == [("unit-private-key", 300, 31, pem)]
+
+
+@pytest.mark.parametrize("chunk", [CHUNK, 1 << 20])
+def test_binary_content_has_no_line(unit_rules, chunk):
+    scanner = ContentScanner([SignatureDetector(unit_rules)], chunk=chunk, overlap=OVERLAP)
+    data = b"\x7fELF\x00\x01\n\n\n" + filler(40) + KEY + b"\x00" + filler(200)
+    assert located(scanner, data) == [("unit-aws-key-id", 49, None, KEY)]
+
+
+def test_binary_secret_on_a_border_found_once(small):
+    data = b"\x00" * 50 + KEY + b"\x00" * 100
+    assert located(small, data) == [("unit-aws-key-id", 50, None, KEY)]
+
+
+def test_empty_and_clean_content(small):
+    assert located(small, b"") == []
+    assert located(small, filler(1000)) == []
+
+
+def test_hits_carry_the_whole_location(unit_rules):
+    scanner = ContentScanner([SignatureDetector(unit_rules)], keep_values=True)
+    data = b"x\ny\nAWS=" + KEY + b"\n"
+    assert scanner.hits(io.BytesIO(data).read, "/app/.env", 7) == [Hit(
+        rule_id="unit-aws-key-id", detector=DetectorKind.SIGNATURE, severity=Severity.CRITICAL,
+        title="AWS access key id (unit)", path="/app/.env", line=3,
+        secret=Secret(hashlib.sha256(KEY).hexdigest(), "AKIA****...TB3P"), inner_path=None, ordinal=7)]
+    assert scanner.hits(io.BytesIO(data).read, "/x", 0)[0].secret.value == sc.AWS_KEY_ID
+
+
+def test_values_dropped_unless_kept(unit_rules):
+    scanner = ContentScanner([SignatureDetector(unit_rules)], keep_values=False)
+    [hit] = scanner.hits(io.BytesIO(KEY).read, "/x", 0, inner_path="a/b.properties")
+    assert hit.secret.value is None
+    assert hit.inner_path == "a/b.properties"
+
+
+def test_memory_is_bounded_by_the_chunk(small):
+    """Every read asks for at most one chunk: a 1 MiB file never sits whole in one buffer."""
+    data = filler(1 << 20)
+    stream = io.BytesIO(data)
+    asked: list[int] = []
+
+    def read(n: int) -> bytes:
+        asked.append(n)
+        return stream.read(n)
+
+    small.scan_stream(read, "/big")
+    assert set(asked) == {CHUNK}
+    assert len(asked) == len(data) // CHUNK + 1
+
+
+CONTEXT_RULE = r"""
+rules:
+  - id: unit-context-password
+    title: Password after its keyword (unit)
+    severity: medium
+    keywords: [db_password]
+    regex: '(?i)db_password\s*=\s*(?P<secret>[A-Za-z0-9!#$%&*+-]{12,24})'
+"""
+
+
+@pytest.fixture(scope="module")
+def context_scanner(tmp_path_factory) -> ContentScanner:
+    from scanner.detectors.rules import load_rule_files
+
+    path = tmp_path_factory.mktemp("ctx") / "ctx.yaml"
+    path.write_text(CONTEXT_RULE)
+    return ContentScanner([SignatureDetector(load_rule_files([path]))], chunk=CHUNK, overlap=OVERLAP)
+
+
+@pytest.mark.parametrize("offset", range(0, 2 * CHUNK + 5))
+def test_secret_whose_context_straddles_a_border(context_scanner, offset):
+    """The regex needs `DB_PASSWORD = ` before the secret: a border between them must not lose it."""
+    line = b"DB_PASSWORD = " + sc.DB_PASSWORD.encode()
+    data = filler(offset) + line + b"\n" + filler(150)
+    secret_at = offset + len(b"DB_PASSWORD = ")
+    assert located(context_scanner, data) == [
+        ("unit-context-password", secret_at, filler(offset).count(b"\n") + 1, sc.DB_PASSWORD.encode())]

@@ -1,0 +1,65 @@
+"""The terminal table: a golden for known data, values only with reveal, long cells cut."""
+from __future__ import annotations
+
+import click
+
+from scanner.models import ScanResult
+from scanner.reports.table import TableReport
+from tests import secrets_catalog as sc
+
+GOLDEN = """\
+leaky.tar (oci-archive, 2 layers, sha256:999999999999)
+SEVERITY  RULE                   STATUS        LAYER                                         LOCATION                                        SECRET
+critical  aws-access-key-id      present       0: ADD rootfs.tar / # buildkit                /app/app.jar:7!BOOT-INF/classes/app.properties  AKIA****...TB3P
+high      github-pat             deleted in 1  0: ADD rootfs.tar / # buildkit                /app/.env:3                                     ghp_****...u2wr
+medium    secret-named-variable  config        config                                        Env.DB_PASSWORD                                 Pq****...v7
+low       secret-named-variable  history       1: |1 NPM_TOKEN=npm_****...L7eN rm /app/.env  history[2]                                      npm_****...L7eN
+not scanned: 1 item(s)
+  layer 1 /app/huge.bin: larger than 8 GiB
+
+clean.tar (docker-archive, 1 layers)
+no secrets found
+
+4 finding(s): 1 critical, 1 high, 1 medium, 1 low in 2 image(s)
+"""
+
+
+def test_golden(result):
+    assert click.unstyle(TableReport().render(result)) == GOLDEN
+
+
+def test_severity_is_coloured(result):
+    text = TableReport().render(result)
+    assert click.style("critical", fg="red", bold=True) in text
+
+
+def test_no_values_without_reveal(result):
+    text = TableReport().render(result)
+    for value in (sc.GITHUB_PAT, sc.AWS_KEY_ID, sc.DB_PASSWORD, sc.NPM_TOKEN):
+        assert value not in text
+
+
+def test_values_with_reveal(revealed):
+    lines = click.unstyle(TableReport().render(revealed)).splitlines()
+    assert lines[2].endswith(sc.AWS_KEY_ID)
+    assert lines[3].endswith(sc.GITHUB_PAT)
+    assert lines[4].endswith(sc.DB_PASSWORD)
+    assert lines[5].endswith(sc.NPM_TOKEN)
+
+
+def test_no_findings_anywhere():
+    assert TableReport().render(ScanResult(())) == "0 finding(s) in 0 image(s)\n"
+
+
+def test_long_cells_are_cut(result):
+    from dataclasses import replace
+
+    image = result.images[0]
+    f = image.findings[1]
+    long_layer = replace(f.layer, created_by="RUN " + "x" * 200)
+    long_hit = replace(f.hit, path="/very/" + "deep/" * 30 + ".env")
+    finding = replace(f, layer=long_layer, hit=long_hit)
+    text = click.unstyle(TableReport().render(ScanResult((replace(image, findings=(finding,)),))))
+    row = text.splitlines()[2]
+    assert "0: RUN " + "x" * 40 + "…" in row  # LAYER cut to 48 columns
+    assert ("/very/" + "deep/" * 30)[:55] + "…" in row  # LOCATION cut to 56
