@@ -17,7 +17,7 @@ from typing import Any, Optional
 from scanner import __version__
 from scanner.errors import LayerscanError
 from scanner.limits import Limits
-from scanner.models import (DetectorKind, EntryKind, Hit, LayerScan, LocationKind, PathEvent, Secret,
+from scanner.models import (DetectorKind, EntryKind, FileMeta, Hit, LayerScan, LocationKind, PathEvent, Secret,
                             Severity, Skipped)
 
 FORMAT = 1
@@ -49,15 +49,17 @@ def encode(scan: LayerScan) -> str:
 
 
 def _hit(h: Hit) -> list[Any]:
+    meta = None if h.file is None else asdict(h.file)
     return [h.rule_id, h.detector.value, h.severity.value, h.title, h.path, h.line, h.secret.sha256,
-            h.secret.redacted, h.inner_path, h.ordinal, h.kind.value]
+            h.secret.redacted, h.inner_path, h.ordinal, h.kind.value, meta]
 
 
 def decode(text: str, layer_index: int) -> LayerScan:
     d = json.loads(text)
     hits = tuple(Hit(rule_id=r, detector=DetectorKind(det), severity=Severity(sev), title=t, path=p, line=ln,
-                     secret=Secret(sha, red), inner_path=ip, ordinal=o, kind=LocationKind(k))
-                 for r, det, sev, t, p, ln, sha, red, ip, o, k in d["hits"])
+                     secret=Secret(sha, red), inner_path=ip, ordinal=o, kind=LocationKind(k),
+                     file=None if meta is None else FileMeta(**meta))
+                 for r, det, sev, t, p, ln, sha, red, ip, o, k, meta in d["hits"])
     return LayerScan(
         diff_id=d["diff_id"], digest=d["digest"],
         events=tuple(PathEvent(p, EntryKind(k), o) for p, k, o in d["events"]),

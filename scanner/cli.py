@@ -178,8 +178,12 @@ def main(argv: Optional[list[str]] = None) -> None:
         code = exc.exit_code
     except click.exceptions.Exit as exc:
         code = exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
+    except click.exceptions.NoArgsIsHelpError as exc:  # bare `layerscan`: help, but never "clean"
+        click.echo(exc.format_message(), err=True)
+        code = ExitCode.ERROR
+    except click.ClickException as exc:  # usage errors too: one line, with where to look
+        hint = " (see `layerscan --help`)" if isinstance(exc, click.UsageError) else ""
+        click.echo(f"layerscan: error: {exc.format_message()}{hint}", err=True)
         code = ExitCode.ERROR
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("layerscan: interrupted", err=True)

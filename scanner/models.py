@@ -130,6 +130,20 @@ class Secret:
 
 
 @dataclass(frozen=True)
+class FileMeta:
+    """The tar entry that held a secret: what a responder needs to find and judge the file."""
+
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    mtime: float
+    sha256: Optional[str] = None  # of the whole file as stored in the layer
+    uname: str = ""
+    gname: str = ""
+
+
+@dataclass(frozen=True)
 class Hit:
     """One detector match inside one layer (or the config), before the overlay labels it."""
 
@@ -143,6 +157,7 @@ class Hit:
     inner_path: Optional[str] = None
     ordinal: int = -1  # tar entry that held it, to tell duplicates within a layer apart
     kind: LocationKind = LocationKind.FILE
+    file: Optional[FileMeta] = None
 
 
 @dataclass(frozen=True)

@@ -5,20 +5,23 @@ so it can run in any process and its result can be cached by diff_id.
 """
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import tarfile
+from dataclasses import replace
 from typing import Callable, Optional
 
 from scanner.detectors.content import ContentScanner
 from scanner.layers.nested import FileScanner
 from scanner.limits import Limits
-from scanner.models import EntryKind, Hit, Layer, LayerScan, PathEvent, Skipped
+from scanner.models import EntryKind, FileMeta, Hit, Layer, LayerScan, PathEvent, Skipped
 from scanner.sources.blobs import open_layer
 from scanner.sources.interface import SourceError
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 TAR_BUFSIZE = 1 << 20
+SMALL_FILE = 1 << 20  # files up to this size are kept in memory while scanned anyway
 
 Progress = Callable[[int], None]
 
@@ -66,6 +69,37 @@ def classify(info: tarfile.TarInfo) -> tuple[str, EntryKind]:
     return path, EntryKind.OTHER
 
 
+def file_meta(info: tarfile.TarInfo, sha256: Optional[str]) -> FileMeta:
+    return FileMeta(mode=info.mode, uid=info.uid, gid=info.gid, size=info.size, mtime=float(info.mtime),
+                    sha256=sha256, uname=info.uname or "", gname=info.gname or "")
+
+
+class _HashingRead:
+    """The file's sha256 for provenance, at little cost: a small file (most of them) is hashed only
+    if it had a hit, from the chunks kept; a large one is hashed as it streams."""
+
+    def __init__(self, f, size: int) -> None:
+        self._f = f
+        self._size = size
+        self._kept: list[bytes] = []
+        self._hash = hashlib.sha256() if size > SMALL_FILE else None
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._f.read(n)
+        if self._hash is not None:
+            self._hash.update(data)
+        else:
+            self._kept.append(data)
+        return data
+
+    def sha256(self) -> str:
+        while self.read(1 << 20):  # the scanner may stop early (limits): hash what it did not read
+            pass
+        if self._hash is None:
+            return hashlib.sha256(b"".join(self._kept)).hexdigest()
+        return self._hash.hexdigest()
+
+
 class _Walk:
     def __init__(self, layer: Layer, content: ContentScanner, limits: Limits = Limits()) -> None:
         self.layer = layer
@@ -87,7 +121,7 @@ class _Walk:
             self.files += 1
             self.regular.add(path)
             f = tf.extractfile(info)
-            hits, skipped = self.file_scanner.scan(f.read, info.size, path, ordinal) if f is not None else ([], [])
+            hits, skipped = self._scan_file(f, info, path, ordinal) if f is not None else ([], [])
             self.skipped.extend(Skipped(s.path, s.reason, self.layer.index) for s in skipped)
             self.by_path[path] = hits
             self.hits.extend(hits)
@@ -95,14 +129,21 @@ class _Walk:
             self.files += 1
             self._hardlink(path, norm_path(info.linkname), ordinal)
 
+    def _scan_file(self, f, info: tarfile.TarInfo, path: str, ordinal: int) -> tuple[list[Hit], list[Skipped]]:
+        tee = _HashingRead(f, info.size)
+        hits, skipped = self.file_scanner.scan(tee.read, info.size, path, ordinal)
+        if not hits:
+            return hits, skipped
+        meta = file_meta(info, tee.sha256())
+        return [replace(h, file=meta) for h in hits], skipped
+
     def _hardlink(self, path: str, target: str, ordinal: int) -> None:
         if target not in self.regular:
             self.skipped.append(Skipped(path, f"hardlink to {target}, which this layer does not hold",
                                         self.layer.index))
             return
         for h in self.by_path.get(target, ()):
-            self.hits.append(Hit(h.rule_id, h.detector, h.severity, h.title, path, h.line, h.secret,
-                                 h.inner_path, ordinal))
+            self.hits.append(replace(h, path=path, ordinal=ordinal))
         self.regular.add(path)
         self.by_path[path] = self.by_path.get(target, [])
 

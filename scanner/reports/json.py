@@ -43,6 +43,9 @@ def finding_dict(f: Finding, reveal: bool) -> dict[str, Any]:
         "image": f.image,
         "layer": layer,
         "location": {"kind": h.kind.value, "path": h.path, "line": h.line, "inner_path": h.inner_path},
+        "file": None if h.file is None else {
+            "mode": f"{h.file.mode:04o}", "uid": h.file.uid, "gid": h.file.gid, "owner": h.file.uname,
+            "group": h.file.gname, "size": h.file.size, "mtime": h.file.mtime, "sha256": h.file.sha256},
         "status": f.status.value,
         "removed_in": None if f.removed_in is None else
         {"index": f.removed_in.index, "created_by": f.removed_in.created_by},

@@ -181,5 +181,6 @@ def test_catalog_secret_found_by_expected_rule(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(CATALOG))
 def test_catalog_secret_not_reported_twice_by_generic_rules(name: str) -> None:
     text, rule_id, _ = CATALOG[name]
-    generic = {"generic-password", "generic-secret", "url-credential", "authorization-bearer"} - {rule_id}
+    generic = {"generic-password", "generic-secret", "generic-token", "generic-api-key", "url-credential",
+               "authorization-bearer"} - {rule_id}
     assert not [m.rule_id for m in DETECTOR.scan(text.encode()) if m.rule_id in generic]
