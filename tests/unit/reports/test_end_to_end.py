@@ -109,6 +109,9 @@ def test_json_contract_field_by_field(unit_rules, tmp_path):
     assert [layer["diff_id"] for layer in doc["images"][0]["layers"]] == [b.diff_id for b in built.layers]
     assert [layer["bytes"] for layer in doc["images"][0]["layers"]] == [len(b.tar) for b in built.layers]
     deleted = doc["findings"][1]
+    file_meta = deleted.pop("file")
+    assert file_meta["sha256"] == hashlib.sha256(file_meta_content(archive, "/app/deleted.env")).hexdigest()
+    assert (file_meta["mode"], file_meta["uid"], file_meta["gid"]) == ("0644", 0, 0)
     assert deleted == {
         "fingerprint": result.findings[1].fingerprint,
         "rule_id": "unit-github-pat", "detector": "signature", "severity": "high", "title": "GitHub token (unit)",
@@ -129,3 +132,11 @@ def test_json_contract_field_by_field(unit_rules, tmp_path):
     assert doc["summary"] == {
         "findings": 9, "by_severity": {"critical": 3, "high": 6},
         "by_status": {"present": 1, "deleted": 3, "overwritten": 1, "config": 2, "history": 2}, "skipped": 1}
+
+
+def file_meta_content(archive, path: str) -> bytes:
+    """The bytes the image's first layer holds at `path`."""
+    import io
+    import tarfile
+    with tarfile.open(fileobj=io.BytesIO(archive.images[0].layers[0].tar)) as tf:
+        return tf.extractfile(path.lstrip("/")).read()
