@@ -91,6 +91,7 @@ def test_document_of_a_known_result(result):
         "removed_in": {"index": 1, "created_by": L1.created_by},
         "secret": {"sha256": sha(sc.GITHUB_PAT), "redacted": "ghp_****...u2wr"},
         "triage": None,
+        "file": None,
     }
     assert doc["findings"][1]["location"] == {"kind": "file", "path": "/app/app.jar", "line": 7,
                                               "inner_path": "BOOT-INF/classes/app.properties"}
