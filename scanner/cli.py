@@ -7,16 +7,17 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 import click
 
 from scanner import __version__
-from scanner.cache import LayerCache, NullCache, SqliteLayerCache, default_cache_dir
-from scanner.detectors.rules import RuleSet, load_rules
+from scanner.baseline import write_baseline
+from scanner.detectors.rules import load_rules
 from scanner.errors import ExitCode, LayerscanError
-from scanner.limits import Limits
-from scanner.pipeline import ScanOptions, Scanner
+from scanner.gate import BaseImage, decide, suppress
+from scanner.options import Built, baseline, build, policy, report_options, scan_options
+from scanner.pipeline import Scanner
 from scanner.reports import Format, ReportError, report_for
 
 
@@ -53,11 +54,6 @@ class TqdmProgress:
             self._bar = None
 
 
-def _rules(extra: tuple[str, ...], disabled: tuple[str, ...]) -> RuleSet:
-    rules = load_rules(extra)
-    return rules.without(disabled) if disabled else rules
-
-
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="layerscan")
 def cli() -> None:
@@ -70,81 +66,36 @@ def cli() -> None:
     """
 
 
-class Size(click.ParamType):
-    """A byte count: `512`, `64K`, `100M`, `2G`."""
-
-    name = "size"
-    _units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-    def convert(self, value, param, ctx):  # type: ignore[no-untyped-def]
-        if isinstance(value, int):
-            return value
-        text = str(value).strip().upper().removesuffix("B").removesuffix("I")
-        unit = text[-1:] if text[-1:] in self._units else ""
-        try:
-            return int(float(text[: len(text) - len(unit)]) * self._units[unit])
-        except ValueError:
-            self.fail(f"{value!r} is not a size (e.g. 512, 64K, 100M, 2G)", param, ctx)
-
-
-def _limits(depth: int, file_size: int, archive: int, layer: int, ratio: int) -> Limits:
-    return Limits(max_depth=depth, max_file_size=file_size, max_archive_bytes=archive,
-                  max_layer_bytes=layer, max_ratio=ratio)
-
-
-def _cache(no_cache: bool, cache_dir: Optional[str]) -> LayerCache:
-    return NullCache() if no_cache else SqliteLayerCache(cache_dir or default_cache_dir())
-
-
-_DEFAULTS = Limits()
-SCAN_OPTIONS = [
-    click.option("--format", "-f", "fmt", type=click.Choice([f.value for f in Format]), default="table",
-                 show_default=True, help="Report format."),
-    click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
-                 help="Write the report to FILE (only after a successful scan)."),
-    click.option("--reveal", is_flag=True, help="Show raw secret values (never shown otherwise)."),
-    click.option("--no-progress", is_flag=True, help="No progress bar."),
-    click.option("--platform", help="os/arch[/variant] of a multi-platform image, or 'all'."),
-    click.option("--rules", "extra_rules", multiple=True, type=click.Path(exists=True),
-                 help="Extra rule file or directory of *.yaml rules (repeatable)."),
-    click.option("--disable-rule", multiple=True, metavar="ID", help="Turn a rule off (repeatable)."),
-    click.option("--workers", type=click.IntRange(1, 256), help="Worker processes for layers [default: one per core]."),
-    click.option("--cache-dir", type=click.Path(file_okay=False), help="Layer cache directory [default: ~/.cache/layerscan]."),
-    click.option("--no-cache", is_flag=True, help="Neither read nor write the layer cache."),
-    click.option("--max-depth", type=click.IntRange(0, 32), default=_DEFAULTS.max_depth, show_default=True,
-                 help="Nested archives: how deep to open."),
-    click.option("--max-file-size", type=Size(), default=_DEFAULTS.max_file_size, show_default="8G",
-                 help="Bytes of one file that are scanned."),
-    click.option("--max-archive-bytes", type=Size(), default=_DEFAULTS.max_archive_bytes, show_default="2G",
-                 help="Bytes expanded from one nested archive."),
-    click.option("--max-layer-bytes", type=Size(), default=_DEFAULTS.max_layer_bytes, show_default="64G",
-                 help="Bytes expanded from nested archives in one layer."),
-    click.option("--max-ratio", type=click.IntRange(1), default=_DEFAULTS.max_ratio, show_default=True,
-                 help="Expanded/compressed ratio that marks a decompression bomb."),
-]
-
-
-def scan_options(func):  # type: ignore[no-untyped-def]
-    for option in reversed(SCAN_OPTIONS):
-        func = option(func)
-    return func
+def _scanner(built: Built) -> Scanner:
+    return Scanner(built.rules, built.options, TqdmProgress() if built.show_progress else None, built.cache)
 
 
 @cli.command()
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
+@report_options
 @scan_options
-def scan(images: tuple[str, ...], fmt: str, output: Optional[str], reveal: bool, no_progress: bool,
-         platform: Optional[str], extra_rules: tuple[str, ...], disable_rule: tuple[str, ...],
-         workers: Optional[int], cache_dir: Optional[str], no_cache: bool, max_depth: int,
-         max_file_size: int, max_archive_bytes: int, max_layer_bytes: int, max_ratio: int) -> int:
+def scan(images: tuple[str, ...], **opts: Any) -> int:
     """Scan IMAGE... (a `docker save` tarball, an OCI layout or oci-archive; see README)."""
-    progress = TqdmProgress() if not no_progress and sys.stderr.isatty() else None
-    limits = _limits(max_depth, max_file_size, max_archive_bytes, max_layer_bytes, max_ratio)
-    options = ScanOptions(reveal=reveal, platform=platform, limits=limits, workers=workers)
-    scanner = Scanner(_rules(extra_rules, disable_rule), options, progress, _cache(no_cache, cache_dir))
+    built = build(opts)
+    scanner = _scanner(built)
     result = scanner.scan(images)
-    _write(report_for(Format(fmt)).render(result), output)
-    return ExitCode.FINDINGS if result.findings else ExitCode.CLEAN
+    base = scanner.inherited_from(opts["base_image"]) if opts["base_image"] else BaseImage()
+    result = suppress(result, baseline(opts), click.get_current_context().meta.get("allowlist"), base)
+    _write(report_for(Format(opts["fmt"])).render(result), opts["output"])
+    return decide(result, policy(opts))
+
+
+@cli.command("baseline")
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
+@click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
+              help="Baseline file to write (fingerprints only, never secrets).")
+@scan_options
+def write_baseline_cmd(images: tuple[str, ...], output: str, **opts: Any) -> int:
+    """Accept the current findings of IMAGE...: write their fingerprints to a baseline file."""
+    result = _scanner(build(opts)).scan(images)
+    count = write_baseline(result, output)
+    click.echo(f"wrote {count} fingerprint(s) to {output}", err=True)
+    return ExitCode.CLEAN
 
 
 def _write(text: str, output: Optional[str]) -> None:

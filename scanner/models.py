@@ -74,17 +74,31 @@ class EntryKind(str, enum.Enum):
 # --- image model -------------------------------------------------------------------------
 
 
+class BlobKind(str, enum.Enum):
+    """Where a blob's bytes are: what `sources.blobs.open_blob` opens."""
+
+    FILE = "file"  # a byte range of a local file (`path`, `offset`, `size`)
+    MEMORY = "memory"  # `data`: a small member kept from a stream (a config, a tiny layer)
+    REGISTRY = "registry"  # `path` is the blob's URL; `origin` says how to reach and log in there
+    STREAMED = "streamed"  # went past once in a stream and was scanned then; it cannot be opened again
+
+
 @dataclass(frozen=True)
 class Blob:
-    """A byte range of a local file: a layer inside a tarball, or a blob file of an OCI layout.
+    """A byte range of a local file: a layer inside a tarball, or a blob file of an OCI layout;
+    or, by `kind`, bytes in memory, a registry blob, or a stream member already scanned.
 
-    Picklable on purpose: a worker process opens its layer itself from (path, offset, size).
+    Picklable on purpose: a worker process opens its layer itself from (path, offset, size), or
+    from the registry URL and `origin` (endpoint and credentials, never shown by repr).
     """
 
     path: str
     offset: int
     size: int
     digest: Optional[str] = None  # "sha256:<hex>" of these bytes, checked while reading
+    kind: BlobKind = BlobKind.FILE
+    data: Optional[bytes] = field(default=None, repr=False, compare=False)
+    origin: Any = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -193,12 +207,29 @@ class LayerInfo:
     created_by: Optional[str]  # already scrubbed of every secret found
     files: int = 0
     bytes: int = 0
+    created: Optional[str] = None  # the history entry's timestamp, as the config gives it
+    history_index: Optional[int] = None  # index into the config's history (empty layers counted)
+    blob_size: Optional[int] = None  # bytes of the layer as stored (compressed)
+    media_type: str = ""
 
 
 @dataclass(frozen=True)
 class Removal:
     index: int
     created_by: Optional[str]
+    digest: Optional[str] = None
+    created: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One entry of the config's history: a Dockerfile step, whether it made a layer or not."""
+
+    index: int
+    created: Optional[str]
+    created_by: Optional[str]  # scrubbed like LayerInfo.created_by
+    empty_layer: bool = False
+    layer: Optional[int] = None  # index of the layer it made
 
 
 @dataclass(frozen=True)
@@ -210,6 +241,9 @@ class Finding:
     layer: Optional[LayerInfo]
     removed_in: Optional[Removal] = None
     triage: Optional[str] = None
+    image_digest: Optional[str] = None
+    history: Optional[HistoryEntry] = None  # the step that made its layer, or that set/holds a config value
+    suppressed: Optional[str] = None  # "baseline", "allowlist" or "inherited" (from --base-image)
 
 
 @dataclass(frozen=True)
@@ -221,6 +255,7 @@ class ImageResult:
     findings: tuple[Finding, ...]
     skipped: tuple[Skipped, ...]
     platform: Optional[str] = None
+    history: tuple[HistoryEntry, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -232,15 +267,30 @@ class ScanResult:
     def findings(self) -> tuple[Finding, ...]:
         return tuple(f for image in self.images for f in image.findings)
 
+    @property
+    def active(self) -> tuple[Finding, ...]:
+        """Findings not suppressed by a baseline, an allowlist or a base image."""
+        return tuple(f for f in self.findings if f.suppressed is None)
+
     def summary(self) -> dict[str, Any]:
+        """Counts of the active findings; suppressed ones are counted apart, never hidden."""
         by_severity: dict[str, int] = {}
         by_status: dict[str, int] = {}
+        suppressed: dict[str, int] = {}
+        triaged: dict[str, int] = {}
         for f in self.findings:
+            if f.suppressed is not None:
+                suppressed[f.suppressed] = suppressed.get(f.suppressed, 0) + 1
+                continue
             by_severity[f.hit.severity.value] = by_severity.get(f.hit.severity.value, 0) + 1
             by_status[f.status.value] = by_status.get(f.status.value, 0) + 1
+            if f.triage:
+                triaged[f.triage] = triaged.get(f.triage, 0) + 1
         return {
-            "findings": len(self.findings),
+            "findings": len(self.active),
             "by_severity": by_severity,
             "by_status": by_status,
             "skipped": sum(len(i.skipped) for i in self.images),
+            "suppressed": suppressed,
+            "triaged": triaged,
         }

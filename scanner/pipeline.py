@@ -2,19 +2,23 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, replace
-from typing import Iterable, Optional, Protocol, Sequence
+from typing import Callable, Iterable, Optional, Protocol, Sequence
 
 from scanner.cache import LayerCache
-from scanner.detectors.config import ConfigScanner
+from scanner.detectors.config import PAIR, ConfigScanner
 from scanner.detectors.content import ContentScanner
+from scanner.detectors.known import RULES as KNOWN_RULES
+from scanner.detectors.known import KnownSecretDetector
 from scanner.detectors.rules import RuleSet
 from scanner.detectors.signature import SignatureDetector
+from scanner.gate import BaseImage
 from scanner.layers.overlay import Overlay
 from scanner.layers.runner import LayerRunner
 from scanner.limits import Limits
-from scanner.models import (Finding, Hit, Image, ImageResult, LayerInfo, LayerScan, LocationKind,
-                            Removal, ScanResult, Status)
+from scanner.models import (Finding, HistoryEntry, Hit, Image, ImageResult, LayerInfo, LayerScan, LocationKind,
+                            Removal, ScanResult, Secret, Status)
 from scanner.redact import scrub
 from scanner.sources.resolve import open_source
 
@@ -48,13 +52,19 @@ class ScanOptions:
 
 class Scanner:
     def __init__(self, rules: RuleSet, options: ScanOptions = ScanOptions(),
-                 progress: Optional[Progress] = None, cache: Optional[LayerCache] = None) -> None:
+                 progress: Optional[Progress] = None, cache: Optional[LayerCache] = None,
+                 known: Optional[KnownSecretDetector] = None) -> None:
+        """With `known` (`layerscan find`), the walk looks for the given secrets instead of the
+        rules' findings; the rules only feed its hash-only entries."""
         self.options = options
         self.progress = progress or NoProgress()
+        self.known = known
+        detector = SignatureDetector(rules) if known is None else known
+        digest = rules.digest if known is None else f"{rules.digest}+known:{known.digest}"
         # values are kept in memory for scrubbing the config; they reach output only with --reveal
-        self.content = ContentScanner([SignatureDetector(rules)], keep_values=True)
+        self.content = ContentScanner([detector], keep_values=True)
         self.config = ConfigScanner(self.content)
-        self.layers = LayerRunner(self.content, rules.digest, options.limits, cache, options.workers,
+        self.layers = LayerRunner(self.content, digest, options.limits, cache, options.workers,
                                   use_cached_values=not options.reveal)
 
     def scan(self, specs: Sequence[str]) -> ScanResult:
@@ -64,6 +74,15 @@ class Scanner:
                 results.append(self.scan_image(image))
         return ScanResult(tuple(results), reveal=self.options.reveal)
 
+    def inherited_from(self, spec: str) -> BaseImage:
+        """A base image's layers (by diff_id) and config/history hits: read, not scanned."""
+        diff_ids: set[str] = set()
+        hits: set[tuple[str, str]] = set()
+        for image in open_source(spec, self.options.platform).images():
+            diff_ids.update(layer.diff_id for layer in image.layers if layer.diff_id)
+            hits.update((h.path, h.secret.sha256) for h in self.config.scan(image.config))
+        return BaseImage(frozenset(diff_ids), frozenset(hits))
+
     def scan_image(self, image: Image) -> ImageResult:
         self.progress.begin(image.ref, sum(layer.blob.size for layer in image.layers))
         try:
@@ -71,18 +90,30 @@ class Scanner:
         finally:
             self.progress.end()
         config_hits = self.config.scan(image.config)
-        values = [h.secret.value for s in scans for h in s.hits] + [h.secret.value for h in config_hits]
-        secrets = [v for v in values if v]
-        layer_infos = tuple(
-            LayerInfo(layer.index, layer.blob.digest or s.digest, layer.diff_id, scrub(layer.created_by, secrets),
-                      s.files, s.bytes)
-            for layer, s in zip(image.layers, scans))
+        if self.known is not None:
+            config_hits = [h for h in config_hits if h.rule_id in KNOWN_RULES]
+        hits = [h for s in scans for h in s.hits] + list(config_hits)
+        clean = self._scrubber([(h.secret.value, h.secret.sha256) for h in hits if h.secret.value])
+        layer_infos = tuple(_layer_info(layer, s, clean(layer.created_by)) for layer, s in zip(image.layers, scans))
+        history = _history(image, clean)
         findings = (self._layer_findings(image, scans, layer_infos)
                     + self._config_findings(image, config_hits, layer_infos))
-        findings = _fingerprinted(findings, self.options.reveal)
+        findings = [_with_provenance(f, image, history) for f in findings]
         skipped = tuple(sk for s in scans for sk in s.skipped)
+        if self.known is not None:
+            findings = [_relabelled(f, self.known, clean) for f in findings]
+            skipped = tuple(replace(sk, path=clean(sk.path), reason=clean(sk.reason)) for sk in skipped)
+        findings = _fingerprinted(findings, self.options.reveal)
         return ImageResult(image.ref, image.source, image.digest, layer_infos, tuple(findings), skipped,
-                           image.platform)
+                           image.platform, history)
+
+    def _scrubber(self, found: list[tuple[str, str]]) -> Callable[[Optional[str]], Optional[str]]:
+        """Text shown to the user (history lines, paths) less every secret found in the image."""
+        if self.known is not None:
+            known = self.known
+            return lambda text: known.scrub(text, found)
+        values = [v for v, _ in found]
+        return lambda text: scrub(text, values)
 
     def _layer_findings(self, image: Image, scans: list[LayerScan],
                         infos: tuple[LayerInfo, ...]) -> list[Finding]:
@@ -93,7 +124,8 @@ class Scanner:
                 label = overlay.label(i, hit)
                 removed = None
                 if label.removed_in is not None:
-                    removed = Removal(label.removed_in, infos[label.removed_in].created_by)
+                    by = infos[label.removed_in]
+                    removed = Removal(label.removed_in, by.created_by, by.digest, by.created)
                 out.append(Finding("", hit, image.ref, label.status, infos[i], removed))
         return out
 
@@ -121,9 +153,74 @@ def _fingerprinted(findings: list[Finding], reveal: bool) -> list[Finding]:
         counts[key] = counts.get(key, 0) + 1
         fp = hashlib.sha256(f"{key}\0{counts[key]}".encode()).hexdigest()[:32]
         hit = h if reveal else _without_value(h)
-        out.append(Finding(fp, hit, f.image, f.status, f.layer, f.removed_in, f.triage))
+        out.append(replace(f, fingerprint=fp, hit=hit))
     return out
 
 
 def _without_value(h: Hit) -> Hit:
     return replace(h, secret=replace(h.secret, value=None))
+
+
+# --- provenance ---------------------------------------------------------------------------------
+
+_INSTRUCTION = re.compile(r"^(?:/bin/sh -c\s+)?(?:#\(nop\)\s+)?([A-Z]+)\b\s*(.*)$", re.S)
+_SETS = {LocationKind.ENV: "ENV", LocationKind.LABEL: "LABEL", LocationKind.CMD: "CMD",
+         LocationKind.ENTRYPOINT: "ENTRYPOINT", LocationKind.HEALTHCHECK: "HEALTHCHECK", LocationKind.USER: "USER"}
+
+
+def _layer_info(layer, scan: LayerScan, created_by: Optional[str]) -> LayerInfo:
+    return LayerInfo(layer.index, layer.blob.digest or scan.digest, layer.diff_id, created_by, scan.files,
+                     scan.bytes, layer.created, layer.history_index, layer.blob.size, layer.media_type)
+
+
+def _history(image: Image, clean: Callable[[Optional[str]], Optional[str]]) -> tuple[HistoryEntry, ...]:
+    """The config's history, every entry (empty layers too), scrubbed like the layers' lines."""
+    entries = image.config.get("history") if isinstance(image.config, dict) else None
+    made = {layer.history_index: layer.index for layer in image.layers if layer.history_index is not None}
+    out = []
+    for i, h in enumerate(entries if isinstance(entries, list) else ()):
+        h = h if isinstance(h, dict) else {}
+        created = h.get("created") if isinstance(h.get("created"), str) else None
+        created_by = h.get("created_by") if isinstance(h.get("created_by"), str) else None
+        out.append(HistoryEntry(i, created, clean(_printable(created_by)), bool(h.get("empty_layer")), made.get(i)))
+    return tuple(out)
+
+
+def _printable(text: Optional[str]) -> Optional[str]:
+    if text is None:
+        return None
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _with_provenance(f: Finding, image: Image, history: tuple[HistoryEntry, ...]) -> Finding:
+    """The image digest, and the history entry behind the finding: the step that made its layer,
+    the history line that holds it, or the last step that set the config value it sits in."""
+    entry: Optional[HistoryEntry] = None
+    h = f.hit
+    if h.kind is LocationKind.HISTORY:
+        index = int(h.path[len("history["):-1])
+        entry = history[index] if 0 <= index < len(history) else None
+    elif f.layer is not None and f.layer.history_index is not None and f.layer.history_index < len(history):
+        entry = history[f.layer.history_index]
+    elif h.kind in _SETS:
+        entry = _setter(h.kind, h.path.partition(".")[2], history)
+    return replace(f, image_digest=image.digest, history=entry)
+
+
+def _setter(kind: LocationKind, name: str, history: tuple[HistoryEntry, ...]) -> Optional[HistoryEntry]:
+    """The last history entry that set a config value (`ENV NAME=`, `LABEL KEY=`, `CMD ...`)."""
+    for entry in reversed(history):
+        m = _INSTRUCTION.match(entry.created_by or "")
+        if m is None or m.group(1) != _SETS[kind]:
+            continue
+        if not name or name in {n for n, _ in PAIR.findall(m.group(2))} or m.group(2).split()[:1] == [name]:
+            return entry
+    return None
+
+
+def _relabelled(f: Finding, known: KnownSecretDetector, clean: Callable[[Optional[str]], Optional[str]]) -> Finding:
+    """`find`: the secret named by its line in the secrets file, never a character of it; the
+    paths scrubbed too (a file can be named after a token)."""
+    h = f.hit
+    secret = Secret(h.secret.sha256, known.label(h.secret.sha256)) if known.is_known(h.secret.sha256) else h.secret
+    return replace(f, hit=replace(h, secret=secret, path=clean(h.path) or h.path, inner_path=clean(h.inner_path)))

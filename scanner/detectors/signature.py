@@ -12,6 +12,7 @@ from detect_secrets.filters.heuristic import (
 )
 
 from scanner.detectors.interface import Detector, Match
+from scanner.detectors.prefilter import make_prefilter
 from scanner.detectors.rules import Rule, RuleSet
 from scanner.detectors.validators import VALIDATORS
 from scanner.models import DetectorKind
@@ -44,25 +45,65 @@ def is_placeholder(secret: bytes) -> bool:
     return is_templated_secret(text) or is_indirect_reference(text) or is_sequential_string(text)
 
 
+BEFORE = 512  # context a rule may need before its keyword (`aws_secret_access_key = "...`)
+AFTER = 16 << 10  # and after it (a whole PEM private key block follows its BEGIN line)
+
+
 class SignatureDetector(Detector):
+    """Rules run only where the prefilter saw one of their keywords, in windows around it."""
+
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
-        self._keyed = [r for r in rules.rules if r.keywords]
         self._always = [r for r in rules.rules if not r.keywords]
+        keywords = sorted({k for r in rules.rules for k in r.keywords})
+        self._keyword_rules: list[list[int]] = [[] for _ in keywords]
+        index = {k: i for i, k in enumerate(keywords)}
+        for ri, rule in enumerate(rules.rules):
+            for k in rule.keywords:
+                self._keyword_rules[index[k]].append(ri)
+        self._keyword_len = [len(k) for k in keywords]
+        self.prefilter = make_prefilter(keywords)
+
+    def windows(self, buf: bytes) -> dict[int, list[tuple[int, int]]]:
+        """Per rule index, the merged byte ranges of `buf` around its keywords."""
+        starts: dict[int, list[int]] = {}
+        for kid, ends in self.prefilter.find(buf).items():
+            for ri in self._keyword_rules[kid]:
+                starts.setdefault(ri, []).extend(e - self._keyword_len[kid] for e in ends)
+        return {ri: _merge(sorted(offsets), len(buf)) for ri, offsets in starts.items()}
 
     def candidate_rules(self, buf: bytes) -> list[Rule]:
-        low = buf.lower()
-        return self._always + [r for r in self._keyed if any(k in low for k in r.keywords)]
+        return self._always + [self.rules.rules[ri] for ri in sorted(self.windows(buf))]
 
     def scan(self, buf: bytes, path: Optional[str] = None) -> Iterator[Match]:
-        found = []
-        for rule in self.candidate_rules(buf):
-            for m in rule.pattern.finditer(buf):
-                secret = m.group("secret")
-                if secret and accept(rule, secret):
-                    found.append(Match(rule.id, DetectorKind.SIGNATURE, rule.severity, rule.title,
-                                       m.start("secret"), m.end("secret"), secret))
+        found: list[Match] = []
+        for rule in self._always:
+            self._run(rule, buf, 0, len(buf), found)
+        for ri, spans in self.windows(buf).items():
+            for start, end in spans:
+                self._run(self.rules.rules[ri], buf, start, end, found)
         return most_severe_per_span(found)
+
+    @staticmethod
+    def _run(rule: Rule, buf: bytes, start: int, end: int, found: list[Match]) -> None:
+        for m in rule.pattern.finditer(buf, start, end):
+            if m.end() == end and end < len(buf):  # cut by the window: match again on the whole buffer
+                m = rule.pattern.match(buf, m.start()) or m
+            secret = m.group("secret")
+            if secret and accept(rule, secret):
+                found.append(Match(rule.id, DetectorKind.SIGNATURE, rule.severity, rule.title,
+                                   m.start("secret"), m.end("secret"), secret))
+
+
+def _merge(keyword_starts: list[int], size: int) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    for at in keyword_starts:
+        lo, hi = max(0, at - BEFORE), min(size, at + AFTER)
+        if spans and lo <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
+        else:
+            spans.append((lo, hi))
+    return spans
 
 
 def most_severe_per_span(matches: list[Match]) -> Iterator[Match]:

@@ -3,11 +3,16 @@
 Each worker opens its own layer (a byte range of a file on disk), streams it once and returns a
 LayerScan; the parent only merges. A cached layer is not scanned again, but its bytes are still
 read and checked against their digest.
+
+Within one run (several images), a layer whose diff_id was scanned already is never scanned
+again: the very same blob (same file, offset and size) is not even read again; the same layer
+stored in another file is read to check its digest, like a cached one, but not scanned.
 """
 from __future__ import annotations
 
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import replace
 from multiprocessing import get_context
 from typing import Callable, Optional, Sequence
 
@@ -15,7 +20,7 @@ from scanner.cache import LayerCache, NullCache, cache_key
 from scanner.detectors.content import ContentScanner
 from scanner.layers.walk import scan_layer
 from scanner.limits import Limits
-from scanner.models import Layer, LayerScan
+from scanner.models import BlobKind, Layer, LayerScan
 from scanner.sources.blobs import open_blob, open_layer
 
 POOL_MIN_BYTES = 4 << 20  # below this, worker start-up costs more than it saves
@@ -42,6 +47,16 @@ def verify_layer(layer: Layer) -> None:
             tar.drain()
 
 
+def _checked_digest(layer: Layer) -> str:
+    """verify_layer, and the digest of the blob as stored (computed where the manifest gives none)."""
+    if layer.blob.digest is not None:
+        verify_layer(layer)
+        return layer.blob.digest
+    with open_layer(layer) as tar:
+        tar.drain()
+    return "sha256:" + tar.raw.hash.hexdigest()
+
+
 class LayerRunner:
     def __init__(self, content: ContentScanner, rules_digest: str, limits: Limits = Limits(),
                  cache: Optional[LayerCache] = None, workers: Optional[int] = None,
@@ -51,11 +66,19 @@ class LayerRunner:
         self.cache = cache or NullCache()
         self.workers = workers or os.cpu_count() or 1
         self.read_cache = use_cached_values  # --reveal needs raw values, which the cache never holds
+        self._seen: dict[str, tuple[Layer, LayerScan]] = {}  # diff_id -> first layer and its scan, this run
 
     def scan(self, layers: Sequence[Layer], advance: Callable[[int], None]) -> list[LayerScan]:
         results: dict[int, LayerScan] = {}
         todo: list[Layer] = []
+        again: list[Layer] = []  # the same diff_id twice in this image: scanned once
         for layer in layers:
+            if layer.diff_id and layer.diff_id in self._seen:
+                results[layer.index] = self._seen_before(layer, advance)
+                continue
+            if layer.diff_id and any(t.diff_id == layer.diff_id for t in todo):
+                again.append(layer)
+                continue
             cached = self._cached(layer)
             if cached is not None:
                 verify_layer(layer)
@@ -67,7 +90,25 @@ class LayerRunner:
             results[layer.index] = scan
             if layer.diff_id:
                 self.cache.put(cache_key(layer.diff_id, self.rules_digest, self.limits), scan)
+        for layer in layers:
+            if layer.diff_id and layer.index in results:
+                self._seen.setdefault(layer.diff_id, (layer, results[layer.index]))
+        for layer in again:
+            results[layer.index] = self._seen_before(layer, advance)
         return [results[layer.index] for layer in layers]
+
+    def _seen_before(self, layer: Layer, advance: Callable[[int], None]) -> LayerScan:
+        """A layer scanned earlier in this run: not scanned again; its bytes are checked like a cached
+        layer's, unless it is the very same blob, or one that cannot be read again (streamed) or is
+        fetched by its digest (a registry: content-addressed, checked when the first was read)."""
+        first, scan = self._seen[layer.diff_id or ""]
+        digest = scan.digest
+        if first.blob != layer.blob:
+            digest = layer.blob.digest or digest
+            if layer.blob.kind in (BlobKind.FILE, BlobKind.MEMORY):
+                digest = _checked_digest(layer)
+        advance(layer.blob.size)
+        return replace(scan, digest=digest, skipped=tuple(replace(s, layer=layer.index) for s in scan.skipped))
 
     def _cached(self, layer: Layer) -> Optional[LayerScan]:
         if not self.read_cache or not layer.diff_id:

@@ -15,7 +15,7 @@ from scanner.detectors.content import ContentScanner
 from scanner.layers.nested import FileScanner
 from scanner.limits import Limits
 from scanner.models import EntryKind, FileMeta, Hit, Layer, LayerScan, PathEvent, Skipped
-from scanner.sources.blobs import open_layer
+from scanner.sources.blobs import HashingReader, is_document, open_blob, open_layer
 from scanner.sources.interface import SourceError
 
 WHITEOUT = ".wh."
@@ -151,26 +151,62 @@ class _Walk:
 def scan_layer(layer: Layer, content: ContentScanner, progress: Optional[Progress] = None, *,
                limits: Limits = Limits()) -> LayerScan:
     """Walk the layer's tar stream once. Raises SourceError on a corrupt layer: never half a result."""
+    if is_document(layer.media_type):
+        return scan_document(layer, content, progress, limits=limits)
+    with open_layer(layer) as stream:
+        scan = walk_stream(stream, layer, content, limits, progress)
+    # closing the `with` checked the blob digest and the diff_id
+    return replace(scan, diff_id=layer.diff_id or scan.diff_id)
+
+
+def walk_stream(stream: HashingReader, layer: Layer, content: ContentScanner, limits: Limits = Limits(),
+                progress: Optional[Progress] = None) -> LayerScan:
+    """The walk itself, over an open layer stream (`blobs.layer_stream`): from a blob or from a
+    member of a stream that goes past once (`docker save` from the engine). Its diff_id and
+    digest are what was read; checking them against a manifest is the opener's job."""
     walk = _Walk(layer, content, limits)
     what = f"layer {layer.index}"
-    with open_layer(layer) as stream:
-        try:
-            tf = tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE, tarinfo=_StrictTarInfo)
-            done = 0
-            for ordinal, info in enumerate(tf):
-                walk.entry(tf, info, ordinal)
-                if progress is not None and stream.raw.count - done >= TAR_BUFSIZE:
-                    progress(stream.raw.count - done)
-                    done = stream.raw.count
-        except tarfile.TarError as exc:
-            raise SourceError(f"{what}: corrupt tar stream ({str(exc)[:120] or exc.__class__.__name__})") from None
-        except UnicodeError:
-            raise SourceError(f"{what}: corrupt tar header (undecodable name)") from None
-    # closing the `with` drained the stream and checked the blob digest and the diff_id
-    diff_id = "sha256:" + stream.hash.hexdigest()
-    total = stream.count
+    done = 0
+    try:
+        tf = tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE, tarinfo=_StrictTarInfo)
+        for ordinal, info in enumerate(tf):
+            walk.entry(tf, info, ordinal)
+            if progress is not None and stream.raw.count - done >= TAR_BUFSIZE:
+                progress(stream.raw.count - done)
+                done = stream.raw.count
+    except tarfile.TarError as exc:
+        raise SourceError(f"{what}: corrupt tar stream ({str(exc)[:120] or exc.__class__.__name__})") from None
+    except UnicodeError:
+        raise SourceError(f"{what}: corrupt tar header (undecodable name)") from None
+    stream.drain()
+    stream.raw.drain()
     if progress is not None and stream.raw.count - done > 0:
         progress(stream.raw.count - done)
-    digest = "sha256:" + stream.raw.hash.hexdigest()
-    return LayerScan(diff_id=layer.diff_id or diff_id, digest=digest, events=tuple(walk.events), hits=tuple(walk.hits),
-                     skipped=tuple(walk.skipped), files=walk.files, bytes=total)
+    return LayerScan(diff_id="sha256:" + stream.hash.hexdigest(), digest="sha256:" + stream.raw.hash.hexdigest(),
+                     events=tuple(walk.events), hits=tuple(walk.hits), skipped=tuple(walk.skipped),
+                     files=walk.files, bytes=stream.count)
+
+
+def document_path(digest: Optional[str]) -> str:
+    return f"/attestation.{(digest or 'sha256:unknown').split(':', 1)[-1][:16]}.json"
+
+
+def scan_document(layer: Layer, content: ContentScanner, progress: Optional[Progress] = None, *,
+                  limits: Limits = Limits()) -> LayerScan:
+    """A layer that is one document (an attestation's in-toto JSON): scanned as one file, whose
+    path names its digest. Its diff_id is its digest: there is nothing to decompress."""
+    walk = _Walk(layer, content, limits)
+    path = document_path(layer.blob.digest)
+    info = tarfile.TarInfo(path.lstrip("/"))
+    info.size, info.mode = layer.blob.size, 0o644
+    with open_blob(layer.blob, f"layer {layer.index} ({(layer.digest or '?')[:19]})") as raw:
+        walk.events.append(PathEvent(path, EntryKind.FILE, 0))
+        walk.files = 1
+        hits, skipped = walk._scan_file(raw, info, path, 0)
+        walk.hits.extend(hits)
+        walk.skipped.extend(Skipped(s.path, s.reason, layer.index) for s in skipped)
+    if progress is not None:
+        progress(raw.count)
+    digest = "sha256:" + raw.hash.hexdigest()
+    return LayerScan(diff_id=digest, digest=digest, events=tuple(walk.events), hits=tuple(walk.hits),
+                     skipped=tuple(walk.skipped), files=1, bytes=raw.count)

@@ -12,6 +12,8 @@ SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schem
 LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning", Severity.LOW: "note"}
 SECURITY_SEVERITY = {Severity.CRITICAL: "9.5", Severity.HIGH: "8.0", Severity.MEDIUM: "5.5", Severity.LOW: "3.0"}
 ROOT = "IMAGEROOT"
+SUPPRESSION = {"baseline": "accepted in the baseline file", "allowlist": "allowlisted in .layerscan.yaml",
+               "inherited": "inherited from the base image (--base-image)"}
 
 
 def _rules(findings: tuple[Finding, ...]) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -72,7 +74,7 @@ def _result(f: Finding, reveal: bool, index: dict[str, int]) -> dict[str, Any]:
         props["removedInLayer"] = f.removed_in.index
     if reveal and f.hit.secret.value is not None:
         props["value"] = f.hit.secret.value
-    return {
+    result: dict[str, Any] = {
         "ruleId": f.hit.rule_id,
         "ruleIndex": index[f.hit.rule_id],
         "level": LEVEL[f.hit.severity],
@@ -81,6 +83,9 @@ def _result(f: Finding, reveal: bool, index: dict[str, int]) -> dict[str, Any]:
         "partialFingerprints": {"layerscanFingerprint/v1": f.fingerprint},
         "properties": props,
     }
+    if f.suppressed is not None:
+        result["suppressions"] = [{"kind": "external", "justification": SUPPRESSION[f.suppressed]}]
+    return result
 
 
 def to_sarif(result: ScanResult) -> dict[str, Any]:

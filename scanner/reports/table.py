@@ -6,6 +6,8 @@ import click
 from scanner.models import Finding, ImageResult, ScanResult, Severity
 from scanner.reports.interface import Report
 
+ACCEPTED = {"inherited": "inherited from the base image (not gating)",
+            "baseline": "accepted by the baseline", "allowlist": "allowlisted"}
 COLORS = {Severity.CRITICAL: "red", Severity.HIGH: "magenta", Severity.MEDIUM: "yellow", Severity.LOW: "cyan"}
 HEADERS = ("SEVERITY", "RULE", "STATUS", "LAYER", "LOCATION", "SECRET")
 MAX_COL = {"LAYER": 48, "LOCATION": 56, "RULE": 28}
@@ -61,14 +63,21 @@ def render_rows(rows: list[list[str]], severities: list[Severity]) -> list[str]:
 
 
 def render_image(image: ImageResult, reveal: bool) -> list[str]:
-    findings = sorted(image.findings, key=_sort_key)
+    findings = sorted((f for f in image.findings if f.suppressed is None), key=_sort_key)
+    accepted = sorted((f for f in image.findings if f.suppressed is not None), key=_sort_key)
     head = f"{image.ref} ({image.source.value}, {len(image.layers)} layers"
     head += f", {image.digest[:19]}" if image.digest else ""
     lines = [click.style(head + ")", bold=True)]
     if findings:
         lines += render_rows([_row(f, reveal) for f in findings], [f.hit.severity for f in findings])
     else:
-        lines.append("no secrets found")
+        lines.append("no secrets found" if not accepted else "no new secrets found")
+    for reason in ("inherited", "baseline", "allowlist"):
+        these = [f for f in accepted if f.suppressed == reason]
+        if these:
+            lines.append(click.style(f"{ACCEPTED[reason]}: {len(these)} finding(s)", fg="cyan"))
+            lines += ["  " + line for line in render_rows([_row(f, reveal) for f in these],
+                                                           [f.hit.severity for f in these])[1:]]
     if image.skipped:
         lines.append(click.style(f"not scanned: {len(image.skipped)} item(s)", fg="yellow"))
         for s in image.skipped:
@@ -85,6 +94,9 @@ class TableReport(Report):
         summary = result.summary()
         by_sev = ", ".join(f"{n} {s}" for s, n in sorted(
             summary["by_severity"].items(), key=lambda kv: -Severity(kv[0]).rank))
+        accepted = sum(summary["suppressed"].values())
         lines.append(f"{summary['findings']} finding(s)" + (f": {by_sev}" if by_sev else "")
-                     + f" in {len(result.images)} image(s)")
+                     + f" in {len(result.images)} image(s)"
+                     + (f"; {accepted} accepted (baseline, allowlist or base image)" if accepted else "")
+                     + (f"; {summary['skipped']} item(s) not scanned" if summary["skipped"] else ""))
         return "\n".join(lines) + "\n"

@@ -15,7 +15,7 @@ from typing import BinaryIO, Iterator, Optional
 
 import zstandard
 
-from scanner.models import Blob, Layer
+from scanner.models import Blob, BlobKind, Layer
 from scanner.sources.interface import SourceError
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -78,18 +78,35 @@ class HashingReader(io.RawIOBase):
 @contextlib.contextmanager
 def open_blob(blob: Blob, what: str) -> Iterator[HashingReader]:
     """The blob's bytes, hashed as read; the digest (and full length) is checked on a clean exit."""
-    try:
-        f = open(blob.path, "rb")
-    except OSError as exc:
-        raise SourceError(f"{what}: cannot open {blob.path}: {exc.strerror}") from None
-    with f:
-        f.seek(blob.offset)
+    with _raw(blob, what) as f:
         reader = HashingReader(f, blob.size)
         yield reader
         reader.drain()
         if reader.count != blob.size:
             raise SourceError(f"{what}: truncated ({reader.count} of {blob.size} bytes)")
         reader.check(blob.digest, what)
+
+
+@contextlib.contextmanager
+def _raw(blob: Blob, what: str) -> Iterator[BinaryIO]:
+    """The blob's stored bytes from wherever its kind says they are, positioned at its start."""
+    if blob.kind is BlobKind.MEMORY:
+        yield io.BytesIO((blob.data or b"")[blob.offset:blob.offset + blob.size])
+    elif blob.kind is BlobKind.REGISTRY:
+        from scanner.sources.registry_http import open_remote  # the HTTP client only where needed
+
+        with open_remote(blob, what) as f:
+            yield f
+    elif blob.kind is BlobKind.STREAMED:
+        raise SourceError(f"{what}: went past once in a stream and cannot be read again")
+    else:
+        try:
+            f = open(blob.path, "rb")
+        except OSError as exc:
+            raise SourceError(f"{what}: cannot open {blob.path}: {exc.strerror}") from None
+        with f:
+            f.seek(blob.offset)
+            yield f
 
 
 def read_blob(blob: Blob, what: str, max_size: int = 64 << 20) -> bytes:
@@ -128,15 +145,28 @@ def open_layer(layer: Layer) -> Iterator[HashingReader]:
     """The layer's uncompressed tar stream; blob digest and diff_id both checked on a clean exit."""
     what = f"layer {layer.index} ({(layer.digest or '?')[:19]})"
     with open_blob(layer.blob, what) as raw:
-        try:
-            tar = HashingReader(decompress(raw), decoding=what)
-            tar.raw = raw  # the compressed side, for progress in blob bytes
+        with layer_stream(raw, what) as tar:
             yield tar
-            tar.drain()
-        except DECODE_ERRORS as exc:
-            raise SourceError(f"{what}: corrupt compressed stream ({_reason(exc)})") from None
     # the blob's own digest (checked on leaving open_blob) first: it is what the manifest pins
     tar.check(layer.diff_id, f"{what} diff_id")
+
+
+@contextlib.contextmanager
+def layer_stream(raw: HashingReader, what: str) -> Iterator[HashingReader]:
+    """The uncompressed side of an open blob (any source, a stream member too), hashed as read."""
+    try:
+        tar = HashingReader(decompress(raw), decoding=what)
+        tar.raw = raw  # the compressed side, for progress in blob bytes
+        yield tar
+        tar.drain()
+    except DECODE_ERRORS as exc:
+        raise SourceError(f"{what}: corrupt compressed stream ({_reason(exc)})") from None
+
+
+def is_document(media_type: str) -> bool:
+    """A layer that is one document, not a tar: an attestation's in-toto JSON, an artifact's JSON."""
+    media = media_type.lower()
+    return "in-toto" in media or media.endswith("json")
 
 
 def _reason(exc: BaseException) -> str:

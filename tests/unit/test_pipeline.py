@@ -195,7 +195,7 @@ def test_several_specs_in_one_scan(tmp_path, unit_rules):
     result = Scanner(unit_rules).scan([str(p1), str(p2)])
     assert [i.ref for i in result.images] == [str(p1), str(p2)]
     assert result.summary() == {"findings": 2, "by_severity": {"critical": 2}, "by_status": {"present": 2},
-                                "skipped": 0}
+                                "skipped": 0, "suppressed": {}, "triaged": {}}
 
 
 def test_clean_image(tmp_path, unit_rules):
@@ -203,7 +203,7 @@ def test_clean_image(tmp_path, unit_rules):
     path, _ = write_image(tmp_path, spec, "oci-archive", "gzip")
     result = Scanner(unit_rules).scan([str(path)])
     assert result.findings == ()
-    assert result.summary() == {"findings": 0, "by_severity": {}, "by_status": {}, "skipped": 0}
+    assert result.summary() == {"findings": 0, "by_severity": {}, "by_status": {}, "skipped": 0, "suppressed": {}, "triaged": {}}
 
 
 def test_bad_layer_fails_the_whole_scan(tmp_path, unit_rules):

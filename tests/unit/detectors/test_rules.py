@@ -9,6 +9,7 @@ import pytest
 from scanner.detectors.interface import DetectorError
 from scanner.detectors.rules import load_rule_files, load_rules, parse_rule_file
 from scanner.detectors.signature import SignatureDetector
+from scanner.detectors.validators import VALIDATORS
 from scanner.models import Severity
 from tests import secrets_catalog as catalog
 
@@ -51,6 +52,10 @@ def test_rule_pack_is_complete_and_consistent() -> None:
         assert rule.positives and rule.negatives, f"{rule.id} needs positive and negative examples"
         assert rule.title and rule.severity in Severity
         assert all(k == k.lower() for k in rule.keywords), rule.id
+
+
+def test_every_validator_is_used_by_a_rule() -> None:
+    assert {r.validator for r in RULES.rules if r.validator} == set(VALIDATORS)
 
 
 def test_every_positive_example_holds_a_keyword() -> None:

@@ -123,6 +123,7 @@ def test_json_contract_field_by_field(unit_rules, tmp_path):
         "removed_in": {"index": 1, "created_by": BUILD_ARG_SCRUBBED},
         "secret": {"sha256": hashlib.sha256(sc.GITHUB_PAT.encode()).hexdigest(), "redacted": redact(sc.GITHUB_PAT)},
         "triage": None,
+        "suppressed": None,
     }
     history = doc["findings"][7]
     assert (history["status"], history["location"], history["layer"]["index"], history["detector"]) == (
@@ -131,7 +132,7 @@ def test_json_contract_field_by_field(unit_rules, tmp_path):
     assert (env["status"], env["layer"], env["removed_in"], env["location"]["kind"]) == ("config", None, None, "env")
     assert doc["summary"] == {
         "findings": 9, "by_severity": {"critical": 3, "high": 6},
-        "by_status": {"present": 1, "deleted": 3, "overwritten": 1, "config": 2, "history": 2}, "skipped": 1}
+        "by_status": {"present": 1, "deleted": 3, "overwritten": 1, "config": 2, "history": 2}, "skipped": 1, "suppressed": {}, "triaged": {}}
 
 
 def file_meta_content(archive, path: str) -> bytes:

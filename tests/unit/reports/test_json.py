@@ -92,6 +92,7 @@ def test_document_of_a_known_result(result):
         "secret": {"sha256": sha(sc.GITHUB_PAT), "redacted": "ghp_****...u2wr"},
         "triage": None,
         "file": None,
+        "suppressed": None,
     }
     assert doc["findings"][1]["location"] == {"kind": "file", "path": "/app/app.jar", "line": 7,
                                               "inner_path": "BOOT-INF/classes/app.properties"}
@@ -103,7 +104,7 @@ def test_document_of_a_known_result(result):
     assert doc["findings"][3]["layer"]["index"] == 1
     assert doc["summary"] == {"findings": 4, "by_severity": {"high": 1, "critical": 1, "medium": 1, "low": 1},
                               "by_status": {"deleted": 1, "present": 1, "config": 1, "history": 1},
-                              "skipped": 1}
+                              "skipped": 1, "suppressed": {}, "triaged": {"known-public": 1}}
 
 
 def test_no_values_without_reveal(result):

