@@ -34,6 +34,9 @@ class ContentScanner:
         self.keep_values = keep_values
         self.chunk, self.overlap = chunk, overlap
 
+    def may_hold_utf16(self, buf: bytes) -> bool:
+        return any(d.may_hold_utf16(buf) for d in self.detectors)
+
     def scan_buffer(self, buf: bytes, path: Optional[str]) -> list[Match]:
         return [m for d in self.detectors for m in d.scan(buf, path)]
 

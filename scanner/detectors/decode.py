@@ -24,6 +24,7 @@ from scanner.detectors.content import BINARY_SNIFF, ContentScanner, Located
 Read = Callable[[int], bytes]
 
 UTF16_SNIFF = 4096  # bytes whose NUL pattern tells UTF-16 text without a BOM
+UTF16_TAIL = 256  # bytes of the previous chunk kept for a keyword on a chunk border
 MIN_RUN = 8  # printable characters in a UTF-16LE run of a binary, as `strings -n 8 -el`
 MAX_TAIL = 64 << 10  # an unfinished run longer than this is passed on before it ends
 
@@ -201,10 +202,20 @@ def scan_views(content: ContentScanner, read: Read, path: Optional[str]) -> list
     if kind is not TextKind.BINARY:
         return content.scan_stream(utf16_reader(source, kind), path)
     strings, view = Utf16Strings(), PushScan(content, path)
+    state = {"tail": b"", "fed": False}
 
     def tee(n: int) -> bytes:
         data = source(n)
-        view.feed(strings.feed(data))
+        # extract UTF-16 runs only near a detector keyword (in this chunk, the end of the last
+        # one, or right after a chunk that had one): extraction costs more than the scan itself
+        wanted = content.may_hold_utf16(state["tail"] + data)
+        if wanted and not state["fed"]:  # the keyword may start in the last chunk's tail
+            view.feed(strings.feed(state["tail"]))
+        if wanted or state["fed"]:
+            view.feed(strings.feed(data))
+        else:
+            view.feed(strings.flush())
+        state["tail"], state["fed"] = data[-UTF16_TAIL:], wanted
         return data
 
     raw = [Located(loc.match, None) for loc in content.scan_stream(tee, path)]

@@ -32,3 +32,8 @@ class Detector(abc.ABC):
     @abc.abstractmethod
     def scan(self, buf: bytes, path: Optional[str] = None) -> Iterator[Match]:
         """Yield the secrets in `buf` (a chunk of a file, or a config value); `path` names the file."""
+
+    def may_hold_utf16(self, buf: bytes) -> bool:
+        """Whether `buf` (raw bytes of a binary) may hold a UTF-16LE string this detector would
+        report: when no detector says yes, the binary's UTF-16 strings are not extracted."""
+        return True

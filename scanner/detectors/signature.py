@@ -63,6 +63,12 @@ class SignatureDetector(Detector):
                 self._keyword_rules[index[k]].append(ri)
         self._keyword_len = [len(k) for k in keywords]
         self.prefilter = make_prefilter(keywords)
+        # rules without keywords stay out of binaries' UTF-16 strings: they would force the
+        # costly extraction on every binary
+        self._prefilter16 = make_prefilter([k.decode("latin-1").encode("utf-16-le") for k in keywords])
+
+    def may_hold_utf16(self, buf: bytes) -> bool:
+        return bool(self._prefilter16.find(buf))
 
     def windows(self, buf: bytes) -> dict[int, list[tuple[int, int]]]:
         """Per rule index, the merged byte ranges of `buf` around its keywords."""
