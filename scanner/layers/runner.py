@@ -14,14 +14,15 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from multiprocessing import get_context
-from typing import Callable, Optional, Sequence
+from typing import BinaryIO, Callable, Optional, Sequence
 
 from scanner.cache import LayerCache, NullCache, cache_key
 from scanner.detectors.content import ContentScanner
-from scanner.layers.walk import scan_layer
+from scanner.layers.walk import scan_layer, walk_stream
 from scanner.limits import Limits
-from scanner.models import BlobKind, Layer, LayerScan
-from scanner.sources.blobs import open_blob, open_layer
+from scanner.models import Blob, BlobKind, Layer, LayerScan
+from scanner.sources.blobs import HashingReader, layer_stream, open_blob, open_layer
+from scanner.sources.interface import SourceError
 
 POOL_MIN_BYTES = 4 << 20  # below this, worker start-up costs more than it saves
 
@@ -36,25 +37,18 @@ def _scan_in_worker(layer: Layer) -> LayerScan:
     return scan_layer(layer, _worker_state["content"], limits=_worker_state["limits"])
 
 
-def verify_layer(layer: Layer) -> None:
-    """Read a layer whose scan is cached and check it: the stored blob's digest where the manifest
-    gives one (no decompression needed), else the diff_id of the decompressed tar."""
-    if layer.blob.digest is not None:
-        with open_blob(layer.blob, f"layer {layer.index}") as raw:
-            raw.drain()
-    else:
+def verify_layer(layer: Layer, cached: LayerScan) -> None:
+    """Check the bytes of a layer whose scan is cached: the cache trusts no file.
+
+    Hashing the stored blob is enough (no decompression): against the manifest's digest where
+    there is one, else against the blob digest recorded when the layer was scanned and its
+    diff_id checked. Same stored bytes, same tar."""
+    with open_blob(layer.blob, f"layer {layer.index}") as raw:
+        raw.drain()
+    if layer.blob.digest is None and "sha256:" + raw.hash.hexdigest() != cached.digest:
+        # stored differently (another compression of the same tar): check the diff_id itself
         with open_layer(layer) as tar:
             tar.drain()
-
-
-def _checked_digest(layer: Layer) -> str:
-    """verify_layer, and the digest of the blob as stored (computed where the manifest gives none)."""
-    if layer.blob.digest is not None:
-        verify_layer(layer)
-        return layer.blob.digest
-    with open_layer(layer) as tar:
-        tar.drain()
-    return "sha256:" + tar.raw.hash.hexdigest()
 
 
 class LayerRunner:
@@ -67,12 +61,16 @@ class LayerRunner:
         self.workers = workers or os.cpu_count() or 1
         self.read_cache = use_cached_values  # --reveal needs raw values, which the cache never holds
         self._seen: dict[str, tuple[Layer, LayerScan]] = {}  # diff_id -> first layer and its scan, this run
+        self._streamed: dict[str, LayerScan] = {}  # diff_id -> scan of a layer that went past in a stream
 
     def scan(self, layers: Sequence[Layer], advance: Callable[[int], None]) -> list[LayerScan]:
         results: dict[int, LayerScan] = {}
         todo: list[Layer] = []
         again: list[Layer] = []  # the same diff_id twice in this image: scanned once
         for layer in layers:
+            if layer.blob.kind is BlobKind.STREAMED:
+                results[layer.index] = self._from_stream(layer, advance)
+                continue
             if layer.diff_id and layer.diff_id in self._seen:
                 results[layer.index] = self._seen_before(layer, advance)
                 continue
@@ -81,7 +79,7 @@ class LayerRunner:
                 continue
             cached = self._cached(layer)
             if cached is not None:
-                verify_layer(layer)
+                verify_layer(layer, cached)
                 advance(layer.blob.size)
                 results[layer.index] = cached
             else:
@@ -96,6 +94,44 @@ class LayerRunner:
         for layer in again:
             results[layer.index] = self._seen_before(layer, advance)
         return [results[layer.index] for layer in layers]
+
+    def scan_member(self, raw: BinaryIO, what: str, advance: Callable[[int], None],
+                    expected_diff_id: Optional[str] = None) -> LayerScan:
+        """A layer that goes past once in a stream (the engine's `docker save`), scanned as it
+        passes and remembered by the diff_id it hashes to: `scan` matches it to its Layer later.
+        `expected_diff_id` (a member named by its digest) lets a cached layer be only hashed."""
+        cached = self._cached_diff_id(expected_diff_id)
+        with layer_stream(HashingReader(raw), what) as tar:
+            if cached is None:
+                placeholder = Layer(index=-1, blob=Blob(what, 0, 0, kind=BlobKind.STREAMED), diff_id=None)
+                scan = walk_stream(tar, placeholder, self.content, self.limits, advance, what=what)
+            else:
+                tar.drain()
+                tar.raw.drain()
+                advance(tar.raw.count)
+                scan = cached
+        diff_id = "sha256:" + tar.hash.hexdigest()
+        if cached is not None and diff_id != cached.diff_id:  # not the layer its name promised
+            raise SourceError(f"{what}: diff_id mismatch (named {str(expected_diff_id)[:19]}…, got {diff_id[:19]}…)")
+        if cached is None:
+            self.cache.put(cache_key(diff_id, self.rules_digest, self.limits), scan)
+        self._streamed[diff_id] = replace(scan, digest="sha256:" + tar.raw.hash.hexdigest())
+        return scan
+
+    def _cached_diff_id(self, diff_id: Optional[str]) -> Optional[LayerScan]:
+        if not diff_id or not self.read_cache:
+            return None
+        return self.cache.get(cache_key(diff_id, self.rules_digest, self.limits), -1)
+
+    def _from_stream(self, layer: Layer, advance: Callable[[int], None]) -> LayerScan:
+        scan = self._streamed.get(layer.diff_id or "")
+        what = f"layer {layer.index} ({(layer.diff_id or '?')[:19]})"
+        if scan is None:
+            raise SourceError(f"{what}: no layer in the stream has this diff_id")
+        if layer.blob.digest is not None and layer.blob.digest != scan.digest:
+            raise SourceError(f"{what}: digest mismatch (expected {layer.blob.digest[:19]}…, got {scan.digest[:19]}…)")
+        advance(layer.blob.size)
+        return replace(scan, skipped=tuple(replace(s, layer=layer.index) for s in scan.skipped))
 
     def _seen_before(self, layer: Layer, advance: Callable[[int], None]) -> LayerScan:
         """A layer scanned earlier in this run: not scanned again; its bytes are checked like a cached

@@ -80,7 +80,8 @@ JWT_HEADER = b64url(compact({"alg": "RS256", "typ": "JWT"}))
 JWT_PAYLOAD = b64url(compact({"sub": "svc-build", "iat": 1700000000}))
 JWT_SIG = b64url(bytes(range(64)))
 
-GRAFANA_CLOUD = "glc_" + b64(compact({"o": "123456", "n": "ci-deploy", "k": "Zr7Kq2Wm9Xt4Lp6Vn1Hs3Jd5", "m": {"r": "eu"}}))
+GRAFANA_CLOUD = "glc_" + b64(compact({"o": "123456", "n": "ci-deploy", "k": "Zr7Kq2Wm9Xt4Lp6Vn1Hs3Jd5",
+                                      "m": {"r": "eu"}}))
 SENTRY_ORG = "sntrys_" + b64(compact({"iat": 1700000000, "url": "https://sentry.io", "org": "acme"})) \
     + "_" + "Qm9Xt4Lp6Vn1Hs3Jd5Fb8Gt2Ra7Ue3Wi9Ko2Lm6Xn4R"
 DISCORD = b64url(b"1098765432109876543") + ".GhT2kq." + "Zr7Kq2Wm9Xt4Lp6Vn1Hs3Jd5Fb8Gt2Ra7Ue3W"
