@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from typing import Iterator, Optional
+
+try:
+    from re import _parser as _sre_parse  # Python 3.11+
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
 
 from detect_secrets.filters.heuristic import (
     is_indirect_reference,
@@ -45,8 +51,21 @@ def is_placeholder(secret: bytes) -> bool:
     return is_templated_secret(text) or is_indirect_reference(text) or is_sequential_string(text)
 
 
-BEFORE = 512  # context a rule may need before its keyword (`aws_secret_access_key = "...`)
-AFTER = 16 << 10  # and after it (a whole PEM private key block follows its BEGIN line)
+MAX_SPAN = 16 << 10  # the widest window around a keyword (a PEM private key block after its BEGIN line)
+UNBOUNDED_SPAN = 1 << 10  # the window of a rule whose regex has an unbounded repeat
+CONTEXT = 256  # a keyword outside the match (context, `demo_ <token>`) may stand this far from it
+
+
+def match_width(pattern: re.Pattern) -> int:
+    """The longest text `pattern` can match (MAX_SPAN when unbounded): a keyword anywhere in a
+    match lies within this many bytes of both of its ends, so that is the window a rule needs."""
+    try:
+        _, most = _sre_parse.parse(pattern.pattern, pattern.flags).getwidth()
+    except Exception:  # a construct the parser cannot size: the widest window is always right
+        return MAX_SPAN
+    if most >= _sre_parse.MAXREPEAT:  # `[a-z_.-]*?` between two words of a variable name
+        return UNBOUNDED_SPAN
+    return min(most, MAX_SPAN)
 
 
 class SignatureDetector(Detector):
@@ -62,6 +81,7 @@ class SignatureDetector(Detector):
             for k in rule.keywords:
                 self._keyword_rules[index[k]].append(ri)
         self._keyword_len = [len(k) for k in keywords]
+        self._span = [match_width(r.pattern) + CONTEXT for r in rules.rules]
         self.prefilter = make_prefilter(keywords)
         # rules without keywords stay out of binaries' UTF-16 strings: they would force the
         # costly extraction on every binary
@@ -76,7 +96,7 @@ class SignatureDetector(Detector):
         for kid, ends in self.prefilter.find(buf).items():
             for ri in self._keyword_rules[kid]:
                 starts.setdefault(ri, []).extend(e - self._keyword_len[kid] for e in ends)
-        return {ri: _merge(sorted(offsets), len(buf)) for ri, offsets in starts.items()}
+        return {ri: _merge(sorted(offsets), self._span[ri], len(buf)) for ri, offsets in starts.items()}
 
     def candidate_rules(self, buf: bytes) -> list[Rule]:
         return self._always + [self.rules.rules[ri] for ri in sorted(self.windows(buf))]
@@ -94,17 +114,19 @@ class SignatureDetector(Detector):
     def _run(rule: Rule, buf: bytes, start: int, end: int, found: list[Match]) -> None:
         for m in rule.pattern.finditer(buf, start, end):
             if m.end() == end and end < len(buf):  # cut by the window: match again on the whole buffer
-                m = rule.pattern.match(buf, m.start()) or m
+                m = rule.pattern.match(buf, m.start())
+                if m is None:
+                    continue
             secret = m.group("secret")
             if secret and accept(rule, secret):
                 found.append(Match(rule.id, DetectorKind.SIGNATURE, rule.severity, rule.title,
                                    m.start("secret"), m.end("secret"), secret))
 
 
-def _merge(keyword_starts: list[int], size: int) -> list[tuple[int, int]]:
+def _merge(keyword_starts: list[int], width: int, size: int) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     for at in keyword_starts:
-        lo, hi = max(0, at - BEFORE), min(size, at + AFTER)
+        lo, hi = max(0, at - width), min(size, at + width)
         if spans and lo <= spans[-1][1]:
             spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
         else:
