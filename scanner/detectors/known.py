@@ -114,6 +114,16 @@ def url_forms(value: bytes) -> list[bytes]:
     return out
 
 
+def _cuts(token: bytes) -> list[int]:
+    """Where the candidates in a token start: the whole token, after its first `=`, its first `:`."""
+    cuts = [0] if len(token) <= MAX_TOKEN else []
+    for sep in (b"=", b":"):
+        cut = token.find(sep) + 1
+        if cut > 0 and MIN_VALUE <= len(token) - cut <= MAX_TOKEN and cut not in cuts:
+            cuts.append(cut)
+    return cuts
+
+
 def forms_of(secret: KnownSecret) -> list[Form]:
     if secret.value is None:
         return []
@@ -158,17 +168,20 @@ class KnownSecretDetector(Detector):
                 yield self._match(RULE, known, start, end, candidate)
 
     def _candidates(self, buf: bytes, path: Optional[str]) -> Iterator[tuple[int, int, bytes]]:
+        """What a rule finds, then the tokens: each distinct token is hashed once (in C: findall
+        and a set), and only a token that matched is looked for again, for its offsets."""
         if self.candidates is not None:
             for m in self.candidates.scan(buf, path):
                 yield m.start, m.end, m.secret
-        for m in _TOKEN.finditer(buf):
-            token = m.group()
-            if len(token) <= MAX_TOKEN:
-                yield m.start(), m.end(), token
-            for sep in (b"=", b":"):
-                cut = token.find(sep) + 1
-                if 0 < cut and MIN_VALUE <= len(token) - cut <= MAX_TOKEN:
-                    yield m.start() + cut, m.end(), token[cut:]
+        matched: dict[bytes, list[int]] = {}
+        for token in set(_TOKEN.findall(buf)):
+            for cut in _cuts(token):
+                if hashlib.sha256(token[cut:]).hexdigest() in self.hash_only:
+                    matched.setdefault(token, []).append(cut)
+        if matched:
+            for m in _TOKEN.finditer(buf):
+                for cut in matched.get(m.group(), ()):
+                    yield m.start() + cut, m.end(), m.group()[cut:]
 
     def _match(self, rule_id: str, secret: KnownSecret, start: int, end: int,
                found: Optional[bytes] = None) -> Match:

@@ -77,3 +77,48 @@ def make_prefilter(keywords: Sequence[bytes]):
         except Exception:  # hyperscan.error or a CPU it does not support: the fallback is exact too
             pass
     return PythonPrefilter(keywords)
+
+
+class ShapeFilter:
+    """Rules with no keyword (no fixed prefix) run where Hyperscan, in prefilter mode (a superset
+    of the real matches), saw their regex match; `find` gives the end offsets per rule."""
+
+    def __init__(self, patterns: Sequence[bytes]) -> None:
+        self.patterns = list(patterns)
+        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        self._db.compile(expressions=self.patterns, ids=list(range(len(self.patterns))),
+                         elements=len(self.patterns),
+                         flags=[hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_ALLOWEMPTY] * len(self.patterns))
+        self._scratch = hyperscan.Scratch(self._db)
+
+    def find(self, buf: bytes) -> KeywordEnds:
+        out: KeywordEnds = {}
+
+        def on_match(pid: int, start: int, end: int, flags: int, context: object) -> None:
+            ends = out.setdefault(pid, [])
+            if not ends or end - ends[-1] > 64:  # nearby ends share one window
+                ends.append(end)
+
+        if buf:
+            self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch)
+        return out
+
+    def __getstate__(self) -> dict:
+        return {"patterns": self.patterns}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["patterns"])
+
+
+def shape_filters(patterns: Sequence[bytes]) -> dict[int, "ShapeFilter"]:
+    """index -> a filter of its own, for each pattern Hyperscan can take; the others (and all of
+    them without Hyperscan) run over whole buffers, which gives the same findings, only slower."""
+    if hyperscan is None or os.environ.get("LAYERSCAN_PREFILTER", "auto") == "python":
+        return {}
+    out = {}
+    for i, pattern in enumerate(patterns):
+        try:
+            out[i] = ShapeFilter([pattern])
+        except Exception:  # a construct even prefilter mode refuses
+            continue
+    return out

@@ -18,7 +18,7 @@ from detect_secrets.filters.heuristic import (
 )
 
 from scanner.detectors.interface import Detector, Match
-from scanner.detectors.prefilter import make_prefilter
+from scanner.detectors.prefilter import make_prefilter, shape_filters
 from scanner.detectors.rules import Rule, RuleSet
 from scanner.detectors.validators import VALIDATORS
 from scanner.models import DetectorKind
@@ -73,7 +73,10 @@ class SignatureDetector(Detector):
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
-        self._always = [r for r in rules.rules if not r.keywords]
+        unkeyed = [r for r in rules.rules if not r.keywords]
+        shapes = shape_filters([r.pattern.pattern for r in unkeyed])
+        self._shaped = [(unkeyed[i], f, match_width(unkeyed[i].pattern) + CONTEXT) for i, f in shapes.items()]
+        self._always = [r for i, r in enumerate(unkeyed) if i not in shapes]
         keywords = sorted({k for r in rules.rules for k in r.keywords})
         self._keyword_rules: list[list[int]] = [[] for _ in keywords]
         index = {k: i for i, k in enumerate(keywords)}
@@ -99,12 +102,17 @@ class SignatureDetector(Detector):
         return {ri: _merge(sorted(offsets), self._span[ri], len(buf)) for ri, offsets in starts.items()}
 
     def candidate_rules(self, buf: bytes) -> list[Rule]:
-        return self._always + [self.rules.rules[ri] for ri in sorted(self.windows(buf))]
+        shaped = [rule for rule, shape, _ in self._shaped if shape.find(buf)]
+        return self._always + shaped + [self.rules.rules[ri] for ri in sorted(self.windows(buf))]
 
     def scan(self, buf: bytes, path: Optional[str] = None) -> Iterator[Match]:
         found: list[Match] = []
         for rule in self._always:
             self._run(rule, buf, 0, len(buf), found)
+        for rule, shape, width in self._shaped:
+            for ends in shape.find(buf).values():
+                for start, end in _merge([e - width for e in ends], width, len(buf)):
+                    self._run(rule, buf, start, end, found)
         for ri, spans in self.windows(buf).items():
             for start, end in spans:
                 self._run(self.rules.rules[ri], buf, start, end, found)

@@ -48,10 +48,11 @@ def test_keywords_match_case_insensitively() -> None:
     assert secrets(detector(KEYED), b"DEMO_ " + TOKEN) == [TOKEN]
 
 
-def test_rule_without_keywords_always_runs() -> None:
+def test_rule_without_keywords_runs_wherever_its_shape_may_match() -> None:
     det = detector("    regex: '(?P<secret>[A-Za-z0-9]{16})(?![A-Za-z0-9])'\n")
     assert secrets(det, TOKEN) == [TOKEN]
-    assert [r.id for r in det.candidate_rules(b"anything")] == ["demo"]
+    assert secrets(det, b"x" * 5000 + b" " + TOKEN + b" " + b"y" * 5000) == [TOKEN]
+    assert [r.id for r in det.candidate_rules(b"key: " + TOKEN)] == ["demo"]
 
 
 def test_match_offsets_point_at_the_secret_only() -> None:
