@@ -17,10 +17,10 @@ from typing import Any, Optional
 from scanner import __version__
 from scanner.errors import LayerscanError
 from scanner.limits import Limits
-from scanner.models import (DetectorKind, EntryKind, FileMeta, Hit, LayerScan, LocationKind, PathEvent, Secret,
-                            Severity, Skipped)
+from scanner.models import (DetectorKind, EntryKind, FileMeta, Hit, LayerScan, LocationKind, PackageDb, PathEvent,
+                            Secret, Severity, Skipped)
 
-FORMAT = 1
+FORMAT = 2  # 2: package databases and md5/sha1 of files with hits (triage)
 
 
 class CacheError(LayerscanError):
@@ -45,6 +45,7 @@ def encode(scan: LayerScan) -> str:
         "events": [[e.path, e.kind.value, e.ordinal] for e in scan.events],
         "hits": [_hit(h) for h in scan.hits],
         "skipped": [[s.path, s.reason, s.layer] for s in scan.skipped],
+        "packages": [[p.path, p.manager, p.files] for p in scan.packages],
     }, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -65,7 +66,8 @@ def decode(text: str, layer_index: int) -> LayerScan:
         events=tuple(PathEvent(p, EntryKind(k), o) for p, k, o in d["events"]),
         hits=hits,
         skipped=tuple(Skipped(p, r, layer_index) for p, r, _ in d["skipped"]),
-        files=d["files"], bytes=d["bytes"])
+        files=d["files"], bytes=d["bytes"],
+        packages=tuple(PackageDb(p, m, f) for p, m, f in d.get("packages", ())))
 
 
 class LayerCache(abc.ABC):

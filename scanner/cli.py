@@ -15,10 +15,15 @@ from scanner import __version__
 from scanner.baseline import write_baseline
 from scanner.detectors.rules import load_rules
 from scanner.errors import ExitCode, LayerscanError
-from scanner.gate import BaseImage, decide, suppress
-from scanner.options import Built, baseline, build, policy, report_options, scan_options
+from scanner.gate import BaseImage, Verdict, suppress, verdict
+from scanner.cache import NullCache
+from scanner.detectors.known import KnownSecretDetector, parse_secrets
+from scanner.detectors.signature import SignatureDetector
+from scanner.models import ScanResult
+from scanner.options import Built, baseline, build, image_refs, policy, report_options, scan_options
 from scanner.pipeline import Scanner
-from scanner.reports import Format, ReportError, report_for
+from scanner.push import EnginePusher, Target, push_target
+from scanner.reports import Format, GroupBy, ReportError, report_for
 
 
 class DefaultGroup(click.Group):
@@ -62,6 +67,11 @@ def cli() -> None:
 
     \b
     layerscan IMAGE...          scan (short for `layerscan scan IMAGE...`)
+    layerscan find --secrets FILE IMAGE...
+                                where do these leaked values appear?
+    layerscan push IMAGE        gate an image of the local engine, then push it
+    layerscan baseline IMAGE... -o FILE
+                                accept the current findings
     layerscan rules             list the detection rules
     """
 
@@ -71,28 +81,108 @@ def _scanner(built: Built) -> Scanner:
 
 
 @cli.command()
-@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
+@click.argument("images", nargs=-1, metavar="IMAGE...")
 @report_options
 @scan_options
 def scan(images: tuple[str, ...], **opts: Any) -> int:
     """Scan IMAGE... (a `docker save` tarball, an OCI layout or oci-archive; see README)."""
     built = build(opts)
+    return _gate(_scan_and_report(built, image_refs(images, opts), opts), opts).code
+
+
+def _scan_and_report(built: Built, refs: tuple[str, ...], opts: dict[str, Any]) -> ScanResult:
+    """Scan; mark what the baseline, the allowlist and the base image accept; write the report."""
     scanner = _scanner(built)
-    result = scanner.scan(images)
+    result = scanner.scan(refs)
     base = scanner.inherited_from(opts["base_image"]) if opts["base_image"] else BaseImage()
     result = suppress(result, baseline(opts), click.get_current_context().meta.get("allowlist"), base)
-    _write(report_for(Format(opts["fmt"])).render(result), opts["output"])
-    return decide(result, policy(opts))
+    _write(report_for(Format(opts["fmt"]), GroupBy(opts["group_by"])).render(result), opts["output"])
+    return result
+
+
+def _gate(result: ScanResult, opts: dict[str, Any]) -> Verdict:
+    decided = verdict(result, policy(opts))
+    if decided.incomplete:  # exit 2 says why on stderr, like every error
+        click.echo(f"layerscan: error: {decided.skipped} item(s) not scanned and --fail-on-incomplete "
+                   "is set (see the report's not-scanned list)", err=True)
+    return decided
+
+
+@cli.command("push")
+@click.argument("image", metavar="IMAGE")
+@report_options
+@scan_options
+def push(image: str, **opts: Any) -> int:
+    """Scan IMAGE (NAME[:TAG]) in the local Docker engine and push it, only if the gate passes:
+    the same policy, baseline and settings as `scan`. Exit 1 and nothing pushed otherwise."""
+    built = build(opts)
+    target = push_target(image)
+    pusher = EnginePusher(built.options.registry)
+    scanned_id = pusher.image_id(target)
+    decided = _gate(_scan_and_report(built, (target.spec,), opts), opts)
+    if decided.code is not ExitCode.CLEAN:
+        _blocked(target, decided)
+        return decided.code
+    digest = pusher.push(target, scanned_id)
+    click.echo(f"layerscan push: pushed {target.name}" + (f" ({digest})" if digest else ""), err=True)
+    return ExitCode.CLEAN
+
+
+push.params = [p for p in push.params if p.name != "images_from"]  # one image: the one pushed
+
+
+def _blocked(target: Target, decided: Verdict) -> None:
+    click.echo(f"layerscan push: {target.name} not pushed: the gate failed on", err=True)
+    for line in decided.reasons():
+        click.echo(f"  {line}", err=True)
+
+
+# `find` reports every sighting: no gate, no cache (it would hold what was found), never --reveal
+FIND_DROPS = ("reveal", "fail_on", "status", "fail_on_incomplete", "fail_on_triaged", "baseline", "base_image",
+              "cache_dir", "no_cache")
+
+
+@cli.command("find")
+@click.argument("images", nargs=-1, metavar="IMAGE...")
+@click.option("--secrets", "secrets_file", required=True, type=click.File("rb"), metavar="FILE",
+              help="Leaked values, one a line (byte for byte), or sha256:<hex> lines; - for stdin.")
+@report_options
+@scan_options
+def find(images: tuple[str, ...], secrets_file: Any, **opts: Any) -> int:
+    """Where do known leaked secrets appear in IMAGE...? Every layer (deleted files too), nested
+    archives, config and history; raw, base64- and URL-encoded. The values are never shown."""
+    images_from = opts.get("images_from")
+    if secrets_file.name == "<stdin>" and (opts.get("password_stdin") or getattr(images_from, "name", "") == "<stdin>"):
+        raise click.UsageError("--secrets - cannot share standard input with --password-stdin or --images-from -")
+    secrets = parse_secrets(secrets_file.read(), f"--secrets {secrets_file.name}")
+    built = build({**opts, "no_cache": True, "cache_dir": None, "reveal": False})
+    known = KnownSecretDetector(secrets, SignatureDetector(built.rules))
+    progress = TqdmProgress() if built.show_progress else None
+    result = Scanner(built.rules, built.options, progress, NullCache(), known=known).scan(image_refs(images, opts))
+    _write(report_for(Format(opts["fmt"]), GroupBy(opts["group_by"])).render(result), opts["output"])
+    click.echo(_find_summary(result, known), err=True)
+    return ExitCode.FINDINGS if result.findings else ExitCode.CLEAN
+
+
+find.params = [p for p in find.params if p.name not in FIND_DROPS]
+
+
+def _find_summary(result: ScanResult, known: KnownSecretDetector) -> str:
+    seen = {f.hit.secret.sha256 for f in result.findings}
+    missing = [str(s.line) for s in known.secrets if s.sha256 not in seen]
+    text = f"layerscan find: {len(known.secrets) - len(missing)} of {len(known.secrets)} secret(s) seen"
+    text += f", {len(result.findings)} sighting(s) in {len(result.images)} image(s)"
+    return text + (f"; not seen: line {', '.join(missing)}" if missing else "")
 
 
 @cli.command("baseline")
-@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
+@click.argument("images", nargs=-1, metavar="IMAGE...")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
               help="Baseline file to write (fingerprints only, never secrets).")
 @scan_options
 def write_baseline_cmd(images: tuple[str, ...], output: str, **opts: Any) -> int:
     """Accept the current findings of IMAGE...: write their fingerprints to a baseline file."""
-    result = _scanner(build(opts)).scan(images)
+    result = _scanner(build(opts)).scan(image_refs(images, opts))
     count = write_baseline(result, output)
     click.echo(f"wrote {count} fingerprint(s) to {output}", err=True)
     return ExitCode.CLEAN

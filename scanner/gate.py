@@ -81,8 +81,36 @@ def incomplete(result: ScanResult) -> list[ImageResult]:
     return [i for i in result.images if i.skipped]
 
 
-def decide(result: ScanResult, policy: Policy) -> ExitCode:
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate decided, and why: the findings that fail it, the images it could not fully read."""
+
+    code: ExitCode
+    gating: tuple[Finding, ...] = ()
+    incomplete: tuple[ImageResult, ...] = ()  # only when the policy asks for full coverage
+
+    @property
+    def skipped(self) -> int:
+        return sum(len(i.skipped) for i in self.incomplete)
+
+    def reasons(self) -> list[str]:
+        """One line per blocking finding or incompletely read image: what a blocked push prints."""
+        lines = [f"{i.ref}: {len(i.skipped)} item(s) not scanned (--fail-on-incomplete)" for i in self.incomplete]
+        for f in sorted(self.gating, key=lambda f: (-f.hit.severity.rank, f.image, f.hit.path)):
+            where = f.hit.path + (f"!{f.hit.inner_path}" if f.hit.inner_path else "")
+            layer = f", layer {f.layer.index}" if f.layer is not None else ""
+            lines.append(f"{f.image}: {f.hit.severity.value} {f.hit.rule_id} at {where} "
+                         f"({f.status.value}{layer}) fingerprint {f.fingerprint}")
+        return lines
+
+
+def verdict(result: ScanResult, policy: Policy) -> Verdict:
     """2 when coverage is incomplete and the policy asks for full coverage, else 1 on gating findings."""
-    if policy.fail_on_incomplete and incomplete(result):
-        return ExitCode.ERROR
-    return ExitCode.FINDINGS if gating(result, policy) else ExitCode.CLEAN
+    blocking = tuple(gating(result, policy))
+    partial = tuple(incomplete(result)) if policy.fail_on_incomplete else ()
+    code = ExitCode.ERROR if partial else ExitCode.FINDINGS if blocking else ExitCode.CLEAN
+    return Verdict(code, blocking, partial)
+
+
+def decide(result: ScanResult, policy: Policy) -> ExitCode:
+    return verdict(result, policy).code

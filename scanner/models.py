@@ -32,6 +32,18 @@ class Severity(str, enum.Enum):
 _SEVERITY_RANK = {Severity.CRITICAL: 4, Severity.HIGH: 3, Severity.MEDIUM: 2, Severity.LOW: 1}
 
 
+class Confidence(str, enum.Enum):
+    """How sure the scanner is that a finding is a usable secret (README, "Detection")."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+    @property
+    def rank(self) -> int:
+        return {"high": 3, "medium": 2, "low": 1}[self.value]
+
+
 class DetectorKind(str, enum.Enum):
     SIGNATURE = "signature"
     ENTROPY = "entropy"
@@ -155,6 +167,8 @@ class FileMeta:
     sha256: Optional[str] = None  # of the whole file as stored in the layer
     uname: str = ""
     gname: str = ""
+    md5: Optional[str] = None  # what dpkg records of a file it installed (triage: vendor files)
+    sha1: Optional[str] = None  # what apk records
 
 
 @dataclass(frozen=True)
@@ -194,6 +208,17 @@ class LayerScan:
     skipped: tuple[Skipped, ...]
     files: int
     bytes: int  # uncompressed bytes of the layer tar
+    packages: tuple["PackageDb", ...] = ()  # the package databases this layer writes (triage)
+
+
+@dataclass(frozen=True)
+class PackageDb:
+    """What one package-database file of a layer says its packages installed: the digest of each
+    file as shipped. Triage marks a finding `vendor` when its file is byte-identical to that."""
+
+    path: str  # the database file in the layer ("/var/lib/dpkg/info/openssl.md5sums")
+    manager: str  # "dpkg", "apk" or "rpm"
+    files: str = field(default="", repr=False)  # one "<algo>:<hex> <absolute path>" a line
 
 
 # --- findings ---------------------------------------------------------------------------
@@ -244,6 +269,8 @@ class Finding:
     image_digest: Optional[str] = None
     history: Optional[HistoryEntry] = None  # the step that made its layer, or that set/holds a config value
     suppressed: Optional[str] = None  # "baseline", "allowlist" or "inherited" (from --base-image)
+    confidence: Optional[Confidence] = None  # how sure it is a usable secret (set by triage.py)
+    priority: Optional[int] = None  # 1 (act first) to 5 (triaged): severity, confidence and status (triage.py)
 
 
 @dataclass(frozen=True)
@@ -262,6 +289,7 @@ class ImageResult:
 class ScanResult:
     images: tuple[ImageResult, ...]
     reveal: bool = False
+    show_triaged: bool = False  # the table lists triaged findings (else only counts them)
 
     @property
     def findings(self) -> tuple[Finding, ...]:

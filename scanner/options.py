@@ -17,8 +17,9 @@ from scanner.gate import Allowlist, Policy
 from scanner.limits import Limits
 from scanner.models import Severity, Status
 from scanner.pipeline import ScanOptions
-from scanner.reports import Format
-from scanner.settings import find_settings, load_settings
+from scanner.reports import Format, GroupBy
+from scanner.settings import KEY_OF, SettingsError, find_settings, load_settings
+from scanner.sources.remote import RegistryOptions
 
 
 class Size(click.ParamType):
@@ -44,9 +45,23 @@ def _load_config(ctx: click.Context, param: click.Parameter, value: Optional[str
     ctx.meta["allowlist"] = Allowlist()
     if path:
         defaults, allowlist = load_settings(path)
+        _check_settings(ctx, path, defaults)
         ctx.default_map = {**(ctx.default_map or {}), **defaults}
         ctx.meta["allowlist"] = allowlist
     return path
+
+
+def _check_settings(ctx: click.Context, path: str, defaults: dict[str, Any]) -> None:
+    """Each value from the file converted as its flag's would be: a bad one is an error naming the file."""
+    params = {p.name: p for p in ctx.command.params}
+    for name, value in defaults.items():
+        if name not in params:  # a setting of another command (`baseline` has no --fail-on)
+            continue
+        try:
+            params[name].type_cast_value(ctx, value)
+        except (click.BadParameter, AttributeError, TypeError, ValueError) as exc:  # click's bool wants a str
+            why = exc.message if isinstance(exc, click.BadParameter) else f"{value!r} is not valid here"
+            raise SettingsError(f"{path}: {KEY_OF.get(name, name)}: {why}") from None
 
 
 _D = Limits()
@@ -54,6 +69,8 @@ SEVERITIES = [s.value for s in Severity] + ["never"]
 
 # Options of every command that scans. Add new scan options here.
 SCAN_OPTIONS = [
+    click.option("--images-from", type=click.File("r", encoding="utf-8"), metavar="FILE",
+                 help="Also scan the image references in FILE (one a line, # comments; - for stdin)."),
     click.option("--config", "config_file", type=click.Path(dir_okay=False), is_eager=True, expose_value=True,
                  callback=_load_config, help="Settings file [default: ./.layerscan.yaml if present]."),
     click.option("--platform", help="os/arch[/variant] of a multi-platform image, or 'all'."),
@@ -74,6 +91,17 @@ SCAN_OPTIONS = [
                  help="Bytes expanded from nested archives in one layer."),
     click.option("--max-ratio", type=click.IntRange(1), default=_D.max_ratio, show_default=True,
                  help="Expanded/compressed ratio that marks a decompression bomb."),
+    click.option("--max-image-bytes", type=Size(), default=_D.max_image_bytes, show_default="256G",
+                 help="Uncompressed layer bytes of one image; over it the scan stops (exit 2)."),
+    click.option("--max-image-files", type=click.IntRange(1), default=_D.max_image_files, show_default=True,
+                 help="Tar entries (files, dirs, links) of one image; over it the scan stops (exit 2)."),
+    click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+                 help="Wall-clock bound of the whole scan; when it runs out the scan stops (exit 2)."),
+    click.option("--insecure-registry", multiple=True, metavar="HOST[:PORT]",
+                 help="Allow plain HTTP or an unverified TLS certificate for this registry (repeatable)."),
+    click.option("--ca-file", type=click.Path(dir_okay=False), help="CA certificates to trust for registries' TLS."),
+    click.option("--username", help="Registry user name (with --password-stdin) [default: ~/.docker/config.json]."),
+    click.option("--password-stdin", is_flag=True, help="Read the registry password from standard input."),
 ]
 
 # Options of commands that report and gate (`scan`).
@@ -83,12 +111,18 @@ REPORT_OPTIONS = [
     click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
                  help="Write the report to FILE (only after a successful scan)."),
     click.option("--reveal", is_flag=True, help="Show raw secret values (never shown otherwise)."),
+    click.option("--group-by", type=click.Choice([g.value for g in GroupBy]), default=GroupBy.FINDING.value,
+                 show_default=True, help="'secret': one entry per secret with all its sightings (table, JSON)."),
     click.option("--fail-on", type=click.Choice(SEVERITIES), default="low", show_default=True,
                  help="Lowest severity that fails the run (exit 1); 'never' only reports."),
     click.option("--status", multiple=True, type=click.Choice([s.value for s in Status]),
                  help="Statuses that fail the run (repeatable) [default: all: a deleted secret is still in the image]."),
-    click.option("--fail-on-incomplete", is_flag=True,
+    click.option("--fail-on-incomplete/--no-fail-on-incomplete", default=False,
                  help="Exit 2 when anything was not scanned (a limit, a corrupt member)."),
+    click.option("--fail-on-triaged/--no-fail-on-triaged", default=False,
+                 help="Triaged findings (vendor, known-public) fail the run too [default: listed, not gating]."),
+    click.option("--show-triaged", is_flag=True,
+                 help="List triaged findings (vendor files, known-public keys) in the table [default: a count]."),
     click.option("--baseline", type=click.Path(dir_okay=False), help="Accept the findings listed in FILE."),
     click.option("--base-image", help="Report findings of this base image's layers as inherited (they do not fail)."),
 ]
@@ -108,6 +142,20 @@ def report_options(func):  # type: ignore[no-untyped-def]
     return apply(REPORT_OPTIONS, func)
 
 
+def image_refs(given: tuple[str, ...], opts: dict[str, Any]) -> tuple[str, ...]:
+    """IMAGE arguments, then the references of --images-from (blank lines and # comments skipped)."""
+    listed: list[str] = []
+    if opts.get("images_from") is not None:
+        for line in opts["images_from"].read().splitlines():
+            ref = line.split(" #", 1)[0].strip()
+            if ref and not ref.startswith("#"):
+                listed.append(ref)
+    out = tuple(dict.fromkeys([*given, *listed]))
+    if not out:
+        raise click.UsageError("no image given: name IMAGE... or --images-from FILE")
+    return out
+
+
 @dataclass(frozen=True)
 class Built:
     rules: RuleSet
@@ -122,17 +170,30 @@ def build(opts: dict[str, Any]) -> Built:
         rules = rules.without(opts["disable_rule"])
     limits = Limits(max_depth=opts["max_depth"], max_file_size=opts["max_file_size"],
                     max_archive_bytes=opts["max_archive_bytes"], max_layer_bytes=opts["max_layer_bytes"],
-                    max_ratio=opts["max_ratio"])
+                    max_ratio=opts["max_ratio"], max_image_bytes=opts["max_image_bytes"],
+                    max_image_files=opts["max_image_files"])
     options = ScanOptions(reveal=opts.get("reveal", False), platform=opts["platform"], limits=limits,
-                          workers=opts["workers"])
+                          workers=opts["workers"], registry=_registry(opts), timeout=opts["timeout"],
+                          show_triaged=opts.get("show_triaged", False))
     cache = NullCache() if opts["no_cache"] else SqliteLayerCache(opts["cache_dir"] or default_cache_dir())
     return Built(rules, options, cache, not opts["no_progress"] and sys.stderr.isatty())
+
+
+def _registry(opts: dict[str, Any]) -> RegistryOptions:
+    password = None
+    if opts.get("password_stdin"):
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.UsageError("--password-stdin: nothing on standard input")
+    return RegistryOptions(insecure=tuple(opts.get("insecure_registry") or ()), ca_file=opts.get("ca_file"),
+                           username=opts.get("username"), password=password)
 
 
 def policy(opts: dict[str, Any]) -> Policy:
     fail_on = None if opts["fail_on"] == "never" else Severity(opts["fail_on"])
     statuses = frozenset(Status(s) for s in opts["status"]) or frozenset(Status)
-    return Policy(fail_on=fail_on, statuses=statuses, fail_on_incomplete=opts["fail_on_incomplete"])
+    return Policy(fail_on=fail_on, statuses=statuses, fail_on_incomplete=opts["fail_on_incomplete"],
+                  fail_on_triaged=opts["fail_on_triaged"])
 
 
 def baseline(opts: dict[str, Any]) -> frozenset[str]:

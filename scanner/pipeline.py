@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Optional, Protocol, Sequence
+from typing import BinaryIO, Callable, Iterable, Optional, Protocol, Sequence
 
 from scanner.cache import LayerCache
 from scanner.detectors.config import PAIR, ConfigScanner
 from scanner.detectors.content import ContentScanner
+from scanner.detectors.entropy import VERSION as ENTROPY_VERSION
+from scanner.detectors.entropy import EntropyDetector
+from scanner.detectors.files import VERSION as FILES_VERSION
+from scanner.detectors.files import CredentialFileDetector
 from scanner.detectors.known import RULES as KNOWN_RULES
 from scanner.detectors.known import KnownSecretDetector
 from scanner.detectors.rules import RuleSet
@@ -20,7 +25,9 @@ from scanner.limits import Limits
 from scanner.models import (Finding, HistoryEntry, Hit, Image, ImageResult, LayerInfo, LayerScan, LocationKind,
                             Removal, ScanResult, Secret, Status)
 from scanner.redact import scrub
+from scanner.sources.remote import RegistryOptions
 from scanner.sources.resolve import open_source
+from scanner.triage import Triage
 
 
 class Progress(Protocol):
@@ -48,6 +55,25 @@ class ScanOptions:
     platform: Optional[str] = None
     limits: Limits = Limits()
     workers: Optional[int] = None  # worker processes for layers; None: one per core
+    registry: RegistryOptions = RegistryOptions()  # --insecure-registry, --ca-file, --username...
+    timeout: Optional[float] = None  # wall-clock seconds for the whole scan (--timeout); None: none
+    show_triaged: bool = False  # the table lists vendor / known-public findings (--show-triaged)
+
+
+class _StreamSink:
+    """Layers of a stream that goes past once (the engine's `docker save`) to the layer runner."""
+
+    def __init__(self, runner: LayerRunner, progress: Progress) -> None:
+        self.runner, self.progress = runner, progress
+
+    def begin(self, label: str, total_bytes: int) -> None:
+        self.progress.begin(label, total_bytes)
+
+    def layer(self, stream: BinaryIO, what: str, expected_diff_id: Optional[str]) -> None:
+        self.runner.scan_member(stream, what, self.progress.advance, expected_diff_id)
+
+    def end(self) -> None:
+        self.progress.end()
 
 
 class Scanner:
@@ -61,34 +87,55 @@ class Scanner:
         self.known = known
         detector = SignatureDetector(rules) if known is None else known
         digest = rules.digest if known is None else f"{rules.digest}+known:{known.digest}"
+        detectors = [detector]
+        if known is None:  # generic secrets and credential files: only what the rules leave
+            detectors += [EntropyDetector(detector), CredentialFileDetector(detector)]
+            digest = f"{digest}+{ENTROPY_VERSION}+{FILES_VERSION}"
+        self.triage = Triage(rules) if known is None else None
         # values are kept in memory for scrubbing the config; they reach output only with --reveal
-        self.content = ContentScanner([detector], keep_values=True)
+        self.content = ContentScanner(detectors, keep_values=True)
         self.config = ConfigScanner(self.content)
         self.layers = LayerRunner(self.content, digest, options.limits, cache, options.workers,
                                   use_cached_values=not options.reveal)
 
     def scan(self, specs: Sequence[str]) -> ScanResult:
         results = []
+        self._start_clock()
+        sink = _StreamSink(self.layers, self.progress)
         for spec in specs:
-            for image in open_source(spec, self.options.platform).images():
+            for image in open_source(spec, self.options.platform, self.options.registry, sink).images():
+                self.layers.limits.check_time(f"before {image.ref}")
                 results.append(self.scan_image(image))
-        return ScanResult(tuple(results), reveal=self.options.reveal)
+        return ScanResult(tuple(results), reveal=self.options.reveal, show_triaged=self.options.show_triaged)
 
     def inherited_from(self, spec: str) -> BaseImage:
         """A base image's layers (by diff_id) and config/history hits: read, not scanned."""
         diff_ids: set[str] = set()
         hits: set[tuple[str, str]] = set()
-        for image in open_source(spec, self.options.platform).images():
+        for image in open_source(spec, self.options.platform, self.options.registry).images():
             diff_ids.update(layer.diff_id for layer in image.layers if layer.diff_id)
             hits.update((h.path, h.secret.sha256) for h in self.config.scan(image.config))
         return BaseImage(frozenset(diff_ids), frozenset(hits))
 
+    def _start_clock(self) -> None:
+        """--timeout counts from here; the deadline rides along with the limits to every layer walk."""
+        timeout = self.options.timeout
+        self.layers.limits = self.options.limits.until(
+            None if timeout is None else time.monotonic() + timeout, timeout)
+
     def scan_image(self, image: Image) -> ImageResult:
+        limits = self.layers.limits
+
+        def advance(nbytes: int) -> None:  # between layers (and within one, when not in a worker)
+            self.progress.advance(nbytes)
+            limits.check_time(f"in {image.ref}")
+
         self.progress.begin(image.ref, sum(layer.blob.size for layer in image.layers))
         try:
-            scans = self.layers.scan(image.layers, self.progress.advance)
+            scans = self.layers.scan(image.layers, advance)
         finally:
             self.progress.end()
+        limits.check_image(image.ref, sum(len(s.events) for s in scans), sum(s.bytes for s in scans))
         config_hits = self.config.scan(image.config)
         if self.known is not None:
             config_hits = [h for h in config_hits if h.rule_id in KNOWN_RULES]
@@ -99,6 +146,8 @@ class Scanner:
         findings = (self._layer_findings(image, scans, layer_infos)
                     + self._config_findings(image, config_hits, layer_infos))
         findings = [_with_provenance(f, image, history) for f in findings]
+        if self.triage is not None:  # vendor / known-public, confidence and priority
+            findings = self.triage.apply(findings, scans)
         skipped = tuple(sk for s in scans for sk in s.skipped)
         if self.known is not None:
             findings = [_relabelled(f, self.known, clean) for f in findings]

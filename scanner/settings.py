@@ -4,6 +4,7 @@
 fail-on: high                  # critical|high|medium|low|never
 status: [present, config]      # statuses that gate (default: all)
 fail-on-incomplete: true
+fail-on-triaged: false         # vendor / known-public findings gate too
 baseline: .layerscan-baseline.json
 base-image: base.tar
 rules: [ci/extra-rules.yaml]   # extra rule files or directories
@@ -31,11 +32,14 @@ from scanner.gate import Allowlist
 
 FILENAME = ".layerscan.yaml"
 LIMIT_KEYS = {"max-depth", "max-file-size", "max-archive-bytes", "max-layer-bytes", "max-ratio"}
-SCALAR_KEYS = {"fail-on": "fail_on", "fail-on-incomplete": "fail_on_incomplete", "workers": "workers",
-               "format": "fmt"}
+SCALAR_KEYS = {"fail-on": "fail_on", "fail-on-incomplete": "fail_on_incomplete",
+               "fail-on-triaged": "fail_on_triaged", "workers": "workers", "format": "fmt"}
 PATH_KEYS = {"baseline": "baseline", "base-image": "base_image", "cache-dir": "cache_dir"}
 LIST_KEYS = {"status": "status", "disable-rules": "disable_rule"}
 KNOWN = set(SCALAR_KEYS) | set(PATH_KEYS) | set(LIST_KEYS) | {"rules", "allowlist", "limits"}
+# the file's key for each command parameter it sets, for error messages
+KEY_OF = {param: key for keys in (SCALAR_KEYS, PATH_KEYS, LIST_KEYS) for key, param in keys.items()}
+KEY_OF.update({"extra_rules": "rules", **{k.replace("-", "_"): f"limits.{k}" for k in LIMIT_KEYS}})
 
 
 class SettingsError(LayerscanError):

@@ -10,4 +10,8 @@ bash scripts/install-deps.sh
 PYTHON="${PYTHON:-python}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
+# Bounded fuzzing of the parsers first (FUZZ_SECONDS per target, 10 by default, 0 to skip): a crash
+# fails the run, and its input is kept under fuzz/crashes/ for a regression test (see SECURITY.md).
+"$PYTHON" fuzz/run.py --seconds "${FUZZ_SECONDS:-10}"
+
 exec "$PYTHON" -m pytest -q "$@"

@@ -32,6 +32,7 @@ import zstandard
 
 from scanner.detectors.content import ContentScanner, to_hit
 from scanner.detectors.decode import scan_views
+from scanner.layers.tarstream import members, open_member, open_tar
 from scanner.limits import GiB, MiB, Limits
 from scanner.models import Hit, Skipped
 
@@ -41,7 +42,10 @@ HEAD = 4096  # bytes sniffed for magic numbers (and a gzip header's file name)
 ZSTD_MAX_WINDOW = 1 << 25  # a zstd frame that needs more decoder memory is skipped, not decoded
 
 _GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
-_ZIP_MEMBER_ERRORS = (su.UnzipError, stream_inflate.StreamInflateError)
+# stream_inflate (deflate64) can also fail on malformed Huffman tables with a TypeError (fuzzing
+# found it): a library's bug on bad data is bad data all the same, never a crash of the scan
+_ZIP_MEMBER_ERRORS = (su.UnzipError, stream_inflate.StreamInflateError, TypeError, ValueError, IndexError,
+                      KeyError)
 _TAR_ERRORS = (tarfile.TarError, UnicodeError)
 _REST = "; rest of the archive not scanned"
 RATIO_FLOOR = 1 * MiB  # the ratio limit applies once this much is expanded: small files compress well
@@ -299,13 +303,13 @@ class FileScanner:
     def _tar(self, src: Feed, loc: _Loc) -> None:
         last: Optional[str] = None
         try:
-            with tarfile.open(fileobj=src, mode="r|", tarinfo=_StrictTarInfo) as tf:  # type: ignore[call-overload]
-                for info in tf:
+            with open_tar(src) as tf:
+                for info in members(tf):
                     if not info.isreg():
                         continue
                     last = _clean(info.name)
                     child = loc.child(last)
-                    member = tf.extractfile(info)
+                    member, _ = open_member(tf, info)
                     feed = Feed(_read_pull(member.read), self._skip, label=f"tar member {child.inner}",
                                 upstream=src, errors=_TAR_ERRORS, cap=self.limits.max_file_size,
                                 describe=lambda exc, m=child.inner: f"tar: truncated in member {m}{_REST}")
@@ -349,18 +353,6 @@ class FileScanner:
 # --- helpers ----------------------------------------------------------------------------------
 
 
-class _StrictTarInfo(tarfile.TarInfo):
-    """tarfile ends a stream quietly at a garbled or cut header past the first one: what follows
-    would pass for clean. Make that an error (a zero block still ends the tar)."""
-
-    @classmethod
-    def fromtarfile(cls, tf: tarfile.TarFile) -> tarfile.TarInfo:
-        try:
-            return super().fromtarfile(tf)
-        except (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError) as exc:  # type: ignore[attr-defined]
-            raise tarfile.ReadError(f"{exc} at byte {tf.offset}") from None
-
-
 def _layer_pull(read: Callable[[int], bytes]) -> Callable[[], bytes]:
     """Reads of the layer's own stream: their errors are marked to pass through every handler."""
     def pull() -> bytes:
@@ -391,9 +383,12 @@ def _chunks(feed: Feed, size: int) -> Iterator[bytes]:
         yield data
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]}  # as walk.norm_path: never raw in a report
+
+
 def _clean(name: str) -> str:
     """A member name as shown in inner paths: relative, undecodable bytes escaped."""
-    name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").translate(_CONTROL)
     while name.startswith(("./", "/")):
         name = name[2:] if name.startswith("./") else name[1:]
     return name

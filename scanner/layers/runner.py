@@ -11,6 +11,7 @@ stored in another file is read to check its digest, like a cached one, but not s
 from __future__ import annotations
 
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from multiprocessing import get_context
@@ -31,24 +32,32 @@ _worker_state: dict = {}  # set once per worker process by _init_worker; never i
 
 def _init_worker(content: ContentScanner, limits: Limits) -> None:
     _worker_state["content"], _worker_state["limits"] = content, limits
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: one message, and it ends us
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """On Ctrl-C or an error, end the workers now: one may wait on a stalled registry download."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 def _scan_in_worker(layer: Layer) -> LayerScan:
     return scan_layer(layer, _worker_state["content"], limits=_worker_state["limits"])
 
 
-def verify_layer(layer: Layer, cached: LayerScan) -> None:
+def verify_layer(layer: Layer, cached: LayerScan) -> str:
     """Check the bytes of a layer whose scan is cached: the cache trusts no file.
 
     Hashing the stored blob is enough (no decompression): against the manifest's digest where
     there is one, else against the blob digest recorded when the layer was scanned and its
-    diff_id checked. Same stored bytes, same tar."""
+    diff_id checked. Same stored bytes, same tar. Returns the digest of the bytes as stored."""
     with open_blob(layer.blob, f"layer {layer.index}") as raw:
         raw.drain()
     if layer.blob.digest is None and "sha256:" + raw.hash.hexdigest() != cached.digest:
         # stored differently (another compression of the same tar): check the diff_id itself
         with open_layer(layer) as tar:
             tar.drain()
+    return "sha256:" + raw.hash.hexdigest()
 
 
 class LayerRunner:
@@ -111,8 +120,8 @@ class LayerRunner:
                 advance(tar.raw.count)
                 scan = cached
         diff_id = "sha256:" + tar.hash.hexdigest()
-        if cached is not None and diff_id != cached.diff_id:  # not the layer its name promised
-            raise SourceError(f"{what}: diff_id mismatch (named {str(expected_diff_id)[:19]}…, got {diff_id[:19]}…)")
+        if expected_diff_id is not None and diff_id != expected_diff_id:  # not the layer its name promised
+            raise SourceError(f"{what}: digest mismatch (expected {expected_diff_id[:23]}…, got {diff_id[:23]}…)")
         if cached is None:
             self.cache.put(cache_key(diff_id, self.rules_digest, self.limits), scan)
         self._streamed[diff_id] = replace(scan, digest="sha256:" + tar.raw.hash.hexdigest())
@@ -127,7 +136,7 @@ class LayerRunner:
         scan = self._streamed.get(layer.diff_id or "")
         what = f"layer {layer.index} ({(layer.diff_id or '?')[:19]})"
         if scan is None:
-            raise SourceError(f"{what}: no layer in the stream has this diff_id")
+            raise SourceError(f"{what}: no layer in the stream hashes to this diff_id (damaged or missing)")
         if layer.blob.digest is not None and layer.blob.digest != scan.digest:
             raise SourceError(f"{what}: digest mismatch (expected {layer.blob.digest[:19]}…, got {scan.digest[:19]}…)")
         advance(layer.blob.size)
@@ -142,7 +151,7 @@ class LayerRunner:
         if first.blob != layer.blob:
             digest = layer.blob.digest or digest
             if layer.blob.kind in (BlobKind.FILE, BlobKind.MEMORY):
-                digest = _checked_digest(layer)
+                digest = verify_layer(layer, scan)
         advance(layer.blob.size)
         return replace(scan, digest=digest, skipped=tuple(replace(s, layer=layer.index) for s in scan.skipped))
 
@@ -171,4 +180,5 @@ class LayerRunner:
             except BaseException:
                 for f in futures:
                     f.cancel()
+                _stop_workers(pool)
                 raise

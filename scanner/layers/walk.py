@@ -6,6 +6,8 @@ so it can run in any process and its result can be cached by diff_id.
 from __future__ import annotations
 
 import hashlib
+import io
+import math
 import posixpath
 import tarfile
 from dataclasses import replace
@@ -13,8 +15,10 @@ from typing import Callable, Optional
 
 from scanner.detectors.content import ContentScanner
 from scanner.layers.nested import FileScanner
+from scanner.layers.tarstream import members, open_member, open_tar, trailing
 from scanner.limits import Limits
-from scanner.models import EntryKind, FileMeta, Hit, Layer, LayerScan, PathEvent, Skipped
+from scanner.models import EntryKind, FileMeta, Hit, Layer, LayerScan, PackageDb, PathEvent, Skipped
+from scanner.packagedb import MAX_PACKAGE_DB, is_package_db, read_package_db
 from scanner.sources.blobs import HashingReader, is_document, open_blob, open_layer
 from scanner.sources.interface import SourceError
 
@@ -26,29 +30,22 @@ SMALL_FILE = 1 << 20  # files up to this size are kept in memory while scanned a
 Progress = Callable[[int], None]
 
 
+# control characters in a name (an escape sequence for the terminal, a newline in a report line)
+CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]}
+
+
 def norm_path(name: str) -> str:
     """Absolute, normalised POSIX path; `..` can never climb above the image root.
 
-    Bytes that are not UTF-8 (tarfile hands them over as surrogates) are shown as `\\xNN`, like
-    `ls -b`: a path must hash, print and serialise like any other string.
+    Bytes that are not UTF-8 (tarfile hands them over as surrogates) and control characters are
+    shown as `\\xNN`, like `ls -b`: a path must hash, print and serialise like any other string.
     """
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    name = name.translate(CONTROL)
     return posixpath.normpath("/" + name.lstrip("/")) if name not in ("", ".", "./") else "/"
-
-
-class _StrictTarInfo(tarfile.TarInfo):
-    """tarfile ends a stream quietly at a garbled or cut header past the first: everything after it
-    would go unscanned and unreported. Make that an error (a zero block still ends the tar)."""
-
-    @classmethod
-    def fromtarfile(cls, tf: tarfile.TarFile) -> tarfile.TarInfo:
-        try:
-            return super().fromtarfile(tf)
-        except (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError) as exc:  # type: ignore[attr-defined]
-            raise tarfile.ReadError(f"{exc} at byte {tf.offset}") from None
 
 
 def classify(info: tarfile.TarInfo) -> tuple[str, EntryKind]:
@@ -69,25 +66,40 @@ def classify(info: tarfile.TarInfo) -> tuple[str, EntryKind]:
     return path, EntryKind.OTHER
 
 
-def file_meta(info: tarfile.TarInfo, sha256: Optional[str]) -> FileMeta:
-    return FileMeta(mode=info.mode, uid=info.uid, gid=info.gid, size=info.size, mtime=float(info.mtime),
-                    sha256=sha256, uname=info.uname or "", gname=info.gname or "")
+def file_meta(info: tarfile.TarInfo, sha256: Optional[str], md5: Optional[str] = None,
+              sha1: Optional[str] = None) -> FileMeta:
+    mtime = float(info.mtime)  # a PAX mtime may say 1e400 or nan: JSON has no such numbers
+    return FileMeta(mode=info.mode, uid=info.uid, gid=info.gid, size=info.size,
+                    mtime=mtime if math.isfinite(mtime) else 0.0,
+                    sha256=sha256, uname=_printable(info.uname or ""), gname=_printable(info.gname or ""),
+                    md5=md5, sha1=sha1)
+
+
+def _printable(text: str) -> str:
+    """Owner names that are not UTF-8 spelt out like paths: they go to the cache and the reports."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").translate(CONTROL)
 
 
 class _HashingRead:
-    """The file's sha256 for provenance, at little cost: a small file (most of them) is hashed only
-    if it had a hit, from the chunks kept; a large one is hashed as it streams."""
+    """The file's sha256 for provenance, and its md5 and sha1 for triage (what dpkg and apk record of
+    the files they install), at little cost: a small file (most of them) is hashed only if it had a
+    hit, from the chunks kept; a large one is hashed (sha256, md5) as it streams."""
 
-    def __init__(self, f, size: int) -> None:
+    def __init__(self, f, size: int, tick: Optional[Callable[[], None]] = None) -> None:
         self._f = f
         self._size = size
+        self._tick = tick  # the image-wide limits, checked between reads of a long file
         self._kept: list[bytes] = []
         self._hash = hashlib.sha256() if size > SMALL_FILE else None
+        self._md5 = hashlib.md5() if size > SMALL_FILE else None
 
     def read(self, n: int = -1) -> bytes:
+        if self._tick is not None:
+            self._tick()
         data = self._f.read(n)
         if self._hash is not None:
             self._hash.update(data)
+            self._md5.update(data)
         else:
             self._kept.append(data)
         return data
@@ -98,6 +110,14 @@ class _HashingRead:
         if self._hash is None:
             return hashlib.sha256(b"".join(self._kept)).hexdigest()
         return self._hash.hexdigest()
+
+    def digests(self) -> tuple[str, str, Optional[str]]:
+        """sha256, md5 and (small files only) sha1 of the whole file."""
+        sha256 = self.sha256()
+        if self._md5 is not None:
+            return sha256, self._md5.hexdigest(), None
+        data = b"".join(self._kept)
+        return sha256, hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest()
 
 
 class _Walk:
@@ -111,6 +131,8 @@ class _Walk:
         self.files = 0
         self.by_path: dict[str, list[Hit]] = {}  # hits of each regular file, for hardlinks to it
         self.regular: set[str] = set()
+        self.tick: Optional[Callable[[], None]] = None
+        self.packages: list[PackageDb] = []  # the package databases of the layer, for triage
 
     def entry(self, tf: tarfile.TarFile, info: tarfile.TarInfo, ordinal: int) -> None:
         path, kind = classify(info)
@@ -120,21 +142,36 @@ class _Walk:
         if kind is EntryKind.FILE:
             self.files += 1
             self.regular.add(path)
-            f = tf.extractfile(info)
-            hits, skipped = self._scan_file(f, info, path, ordinal) if f is not None else ([], [])
+            f, size = open_member(tf, info)  # an empty file holds nothing to find: not even opened
+            if f is not None and 0 < size <= MAX_PACKAGE_DB and is_package_db(path):
+                f = self._package_db(path, f)
+            hits, skipped = self._scan_file(f, info, path, ordinal, size) if f is not None and size else ([], [])
             self.skipped.extend(Skipped(s.path, s.reason, self.layer.index) for s in skipped)
             self.by_path[path] = hits
             self.hits.extend(hits)
         elif kind is EntryKind.HARDLINK:
             self.files += 1
             self._hardlink(path, norm_path(info.linkname), ordinal)
+        elif info.type not in tarfile.SUPPORTED_TYPES and info.size:  # Docker refuses to apply it
+            self.skipped.append(Skipped(path, f"tar entry of unknown type {info.type.decode('latin-1')!r}: its {info.size} "
+                                              "bytes not scanned", self.layer.index))
 
-    def _scan_file(self, f, info: tarfile.TarInfo, path: str, ordinal: int) -> tuple[list[Hit], list[Skipped]]:
-        tee = _HashingRead(f, info.size)
-        hits, skipped = self.file_scanner.scan(tee.read, info.size, path, ordinal)
+    def _package_db(self, path: str, f) -> io.BytesIO:
+        """Read a package database whole (it is small) for triage; it is then scanned like any file."""
+        data = f.read()
+        db = read_package_db(path, data)
+        if db is not None:
+            self.packages.append(db)
+        return io.BytesIO(data)
+
+    def _scan_file(self, f, info: tarfile.TarInfo, path: str, ordinal: int,
+                   size: Optional[int] = None) -> tuple[list[Hit], list[Skipped]]:
+        size = info.size if size is None else size  # a sparse file: the bytes it stores
+        tee = _HashingRead(f, size, self.tick)
+        hits, skipped = self.file_scanner.scan(tee.read, size, path, ordinal)
         if not hits:
             return hits, skipped
-        meta = file_meta(info, tee.sha256())
+        meta = file_meta(info, *tee.digests())
         return [replace(h, file=meta) for h in hits], skipped
 
     def _hardlink(self, path: str, target: str, ordinal: int) -> None:
@@ -160,31 +197,42 @@ def scan_layer(layer: Layer, content: ContentScanner, progress: Optional[Progres
 
 
 def walk_stream(stream: HashingReader, layer: Layer, content: ContentScanner, limits: Limits = Limits(),
-                progress: Optional[Progress] = None) -> LayerScan:
+                progress: Optional[Progress] = None, what: Optional[str] = None) -> LayerScan:
     """The walk itself, over an open layer stream (`blobs.layer_stream`): from a blob or from a
     member of a stream that goes past once (`docker save` from the engine). Its diff_id and
     digest are what was read; checking them against a manifest is the opener's job."""
     walk = _Walk(layer, content, limits)
-    what = f"layer {layer.index}"
-    done = 0
+    what = what or f"layer {layer.index}"
+    done = ordinal = 0
+
+    def tick() -> None:  # the image-wide bounds: one layer alone may not pass them either
+        limits.check_time(f"in {what}")
+        limits.check_image(what, ordinal + 1, stream.count)
+
+    walk.tick = tick
     try:
-        tf = tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE, tarinfo=_StrictTarInfo)
-        for ordinal, info in enumerate(tf):
+        tf = open_tar(stream, TAR_BUFSIZE)
+        for ordinal, info in enumerate(members(tf)):
+            tick()
             walk.entry(tf, info, ordinal)
             if progress is not None and stream.raw.count - done >= TAR_BUFSIZE:
                 progress(stream.raw.count - done)
                 done = stream.raw.count
+        hidden = trailing(tf)
     except tarfile.TarError as exc:
         raise SourceError(f"{what}: corrupt tar stream ({str(exc)[:120] or exc.__class__.__name__})") from None
     except UnicodeError:
         raise SourceError(f"{what}: corrupt tar header (undecodable name)") from None
+    if hidden:
+        walk.skipped.append(Skipped("/", f"data after the tar's end-of-archive marker ({hidden} non-zero bytes): "
+                                         "in the image, but no tar tool reads it; not scanned", layer.index))
     stream.drain()
     stream.raw.drain()
     if progress is not None and stream.raw.count - done > 0:
         progress(stream.raw.count - done)
     return LayerScan(diff_id="sha256:" + stream.hash.hexdigest(), digest="sha256:" + stream.raw.hash.hexdigest(),
                      events=tuple(walk.events), hits=tuple(walk.hits), skipped=tuple(walk.skipped),
-                     files=walk.files, bytes=stream.count)
+                     files=walk.files, bytes=stream.count, packages=tuple(walk.packages))
 
 
 def document_path(digest: Optional[str]) -> str:

@@ -65,6 +65,8 @@ def finding_dict(f: Finding, reveal: bool) -> dict[str, Any]:
         "secret": secret,
         "triage": f.triage,
         "suppressed": f.suppressed,
+        "confidence": None if f.confidence is None else f.confidence.value,
+        "priority": f.priority,
     }
 
 

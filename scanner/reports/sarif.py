@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from scanner import __version__
-from scanner.models import Finding, ScanResult, Severity
+from scanner.models import Finding, ImageResult, ScanResult, Severity
 from scanner.reports.interface import Report
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -39,17 +40,41 @@ def _rules(findings: tuple[Finding, ...]) -> tuple[list[dict[str, Any]], dict[st
 
 
 def _location(f: Finding) -> dict[str, Any]:
+    """Every result has a physical location (code-scanning dashboards drop results without one):
+    a file's path in the image filesystem, else the image itself; the layer in the logical one."""
     h = f.hit
     layer = f"layer {f.layer.index}" if f.layer else "config"
     logical = [{"name": h.path, "fullyQualifiedName": f"{f.image}#{layer}:{h.path}"
                 + (f"!{h.inner_path}" if h.inner_path else ""), "kind": h.kind.value}]
-    loc: dict[str, Any] = {"logicalLocations": logical}
-    if h.path.startswith("/"):
-        physical: dict[str, Any] = {"artifactLocation": {"uri": h.path.lstrip("/"), "uriBaseId": ROOT}}
-        if h.line:
-            physical["region"] = {"startLine": h.line}
-        loc["physicalLocation"] = physical
-    return loc
+    physical: dict[str, Any] = {"artifactLocation": _artifact(h.path, f.image)}
+    if not h.path.startswith("/"):
+        physical["artifactLocation"]["description"] = {"text": f"the image's {h.kind.value}: {h.path}"}
+    elif h.line:
+        physical["region"] = {"startLine": h.line}
+    return {"logicalLocations": logical, "physicalLocation": physical}
+
+
+def _artifact(path: str, image: str) -> dict[str, Any]:
+    if path.startswith("/"):
+        return {"uri": _uri(path.lstrip("/")), "uriBaseId": ROOT}
+    return {"uri": _uri(image)}
+
+
+def _uri(text: str) -> str:
+    """A relative URI reference: percent-encoded, no ':' that could read as a scheme."""
+    return quote(text, safe="/!$&'()*+,;=@~")
+
+
+def _invocation(images: tuple[ImageResult, ...]) -> dict[str, Any]:
+    """What was not scanned, as notifications: silence must never read as clean."""
+    notes = [{"level": "warning",
+              "message": {"text": f"not scanned: {s.path}: {s.reason}"
+                          + (f" (layer {s.layer})" if s.layer is not None else "")},
+              "locations": [{"physicalLocation": {"artifactLocation": _artifact(s.path, i.ref)},
+                             "logicalLocations": [{"fullyQualifiedName": f"{i.ref}#layer {s.layer}:{s.path}"}]}],
+              "properties": {"image": i.ref, "layerIndex": s.layer}}
+             for i in images for s in i.skipped]
+    return {"executionSuccessful": True, "toolExecutionNotifications": notes}
 
 
 def _message(f: Finding) -> str:
@@ -100,6 +125,7 @@ def to_sarif(result: ScanResult) -> dict[str, Any]:
             "originalUriBaseIds": {ROOT: {"uri": "file:///",
                                           "description": {"text": "The root of the image's filesystem."}}},
             "results": [_result(f, result.reveal, index) for f in findings],
+            "invocations": [_invocation(result.images)],
             "properties": {"images": [i.ref for i in result.images]},
         }],
     }

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
-from scanner.models import Image, SourceKind
+from scanner.models import Blob, Image, SourceKind
 from scanner.sources.config import build_image
 from scanner.sources.interface import Source, SourceError
 from scanner.sources.stores import Store
@@ -92,17 +92,24 @@ def load_manifest_image(store: Store, mref: ManifestRef, ref: str, kind: SourceK
             or not isinstance(manifest.get("layers"), list):
         raise SourceError(f"{where}: not an image manifest")
     cdesc = manifest["config"]
-    config = store.json(blob_name(cdesc.get("digest"), where), cdesc["digest"])
+    cname = blob_name(cdesc.get("digest"), where)
+    _check_size(cdesc, store.blob(cname, cdesc["digest"]), "config", where)
+    config = store.json(cname, cdesc["digest"])
     layers = []
     for desc in manifest["layers"]:
         if not isinstance(desc, dict):
             raise SourceError(f"{where}: bad layer descriptor")
         name = blob_name(desc.get("digest"), where)
         blob = store.blob(name, desc["digest"])
-        if isinstance(desc.get("size"), int) and desc["size"] != blob.size:
-            raise SourceError(f"{where}: layer {desc['digest'][:19]} is {blob.size} bytes, manifest says {desc['size']}")
+        _check_size(desc, blob, "layer", where)
         layers.append((blob, str(desc.get("mediaType", ""))))
     return build_image(ref, kind, mref.digest, config, layers, mref.platform, where)
+
+
+def _check_size(desc: dict, blob: Blob, what: str, where: str) -> None:
+    """A descriptor's size must be the blob's: a manifest that lies about one is not trusted."""
+    if isinstance(desc.get("size"), int) and desc["size"] != blob.size:
+        raise SourceError(f"{where}: {what} {desc['digest'][:19]} is {blob.size} bytes, manifest says {desc['size']}")
 
 
 class OciSource(Source):

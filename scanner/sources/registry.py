@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, Iterator, Optional
 
 from scanner.models import Blob, BlobKind, Image, Layer, SourceKind
@@ -21,8 +21,8 @@ from scanner.sources.config import build_image
 from scanner.sources.interface import Source, SourceError
 from scanner.sources.oci import INDEX_TYPES, MANIFEST_TYPES, ManifestRef, choose_platform, platform_of
 from scanner.sources.reference import Reference
-from scanner.sources.registry_http import (BlobOrigin, Endpoint, RegistryClient, RetryPolicy, probe,
-                                           sha256_digest)
+from scanner.sources.registry_http import BlobOrigin, Endpoint, RegistryClient, probe, sha256_digest
+from scanner.sources.remote import RegistryOptions
 from scanner.sources.stores import parse_json
 
 ACCEPT = ", ".join(sorted(INDEX_TYPES | MANIFEST_TYPES))
@@ -34,33 +34,26 @@ PREDICATE_TYPE = "in-toto.io/predicate-type"
 ATTESTATION = "unknown/unknown"
 
 
-@dataclass(frozen=True)
-class RegistryOptions:
-    """How to reach registries: from the CLI's --insecure-registry, --ca-file, --username."""
+def endpoint_for(ref: Reference, options: RegistryOptions) -> Endpoint:
+    """Probe the registry of `ref` (scheme, trust) and attach the credentials for it."""
+    host = ref.api_host
+    insecure = host in options.insecure or ref.domain in options.insecure
+    creds = resolve_credentials(ref.domain, options.username, options.password)
+    found = probe(host, _trust(ref.domain, options.ca_file), insecure, _loopback(host), options.retry)
+    return replace(found, credentials=creds)
 
-    insecure: tuple[str, ...] = ()  # hosts (HOST[:PORT]) for plain HTTP or unverified TLS
-    ca_file: Optional[str] = None  # CA bundle for every registry (else certs.d, else system CAs)
-    username: Optional[str] = None
-    password: Optional[str] = field(default=None, repr=False)
-    retry: RetryPolicy = RetryPolicy()
 
-    def endpoint(self, ref: Reference) -> Endpoint:
-        host = ref.api_host
-        insecure = host in self.insecure or ref.domain in self.insecure
-        creds = resolve_credentials(ref.domain, self.username, self.password)
-        found = probe(host, self._trust(ref.domain), insecure, _loopback(host), self.retry)
-        return replace(found, credentials=creds)
-
-    def _trust(self, domain: str) -> Any:
-        if self.ca_file:
-            if not os.path.isfile(self.ca_file):
-                raise SourceError(f"--ca-file {self.ca_file}: no such file")
-            return self.ca_file
-        for base in (os.path.expanduser("~/.docker/certs.d"), "/etc/docker/certs.d", "/etc/containers/certs.d"):
-            ca = os.path.join(base, domain, "ca.crt")
-            if os.path.isfile(ca):
-                return ca
-        return True
+def _trust(domain: str, ca_file: Optional[str]) -> Any:
+    """--ca-file, else a `certs.d/HOST/ca.crt` as Docker and Podman keep them, else system CAs."""
+    if ca_file:
+        if not os.path.isfile(ca_file):
+            raise SourceError(f"--ca-file {ca_file}: no such file")
+        return ca_file
+    for base in (os.path.expanduser("~/.docker/certs.d"), "/etc/docker/certs.d", "/etc/containers/certs.d"):
+        ca = os.path.join(base, domain, "ca.crt")
+        if os.path.isfile(ca):
+            return ca
+    return True
 
 
 def _loopback(host: str) -> bool:
@@ -80,7 +73,7 @@ class RegistrySource(Source):
         self._endpoint = endpoint
 
     def images(self) -> Iterator[Image]:
-        endpoint = self._endpoint or self.options.endpoint(self.ref)
+        endpoint = self._endpoint or endpoint_for(self.ref, self.options)
         client = RegistryClient(endpoint, self.ref.path)
         try:
             yield from self._images(client)

@@ -13,38 +13,22 @@ import http.client
 import io
 import re
 import ssl
-import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from scanner import __version__
 from scanner.models import Blob
 from scanner.sources.auth import Credentials, fetch_token, parse_challenge
 from scanner.sources.interface import SourceError
+from scanner.sources.remote import RetryPolicy
 
 TIMEOUT = (10, 60)  # connect, read (seconds)
 MAX_MANIFEST = 4 << 20  # the distribution spec's own limit
-RETRY_STATUS = (429, 500, 502, 503, 504)
 _DROPS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, requests.RequestException)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 4  # tries per request, and connections per blob (a dropped one resumes)
-    backoff: float = 0.25  # seconds; doubles each try
-
-    def urllib3(self) -> Retry:
-        return Retry(total=self.attempts - 1, backoff_factor=self.backoff, status_forcelist=RETRY_STATUS,
-                     allowed_methods=frozenset({"GET", "HEAD"}), respect_retry_after_header=True,
-                     raise_on_status=False, raise_on_redirect=False)
-
-    def pause(self, attempt: int) -> None:
-        time.sleep(min(self.backoff * (2 ** attempt), 8.0))
 
 
 @dataclass(frozen=True)
@@ -67,6 +51,8 @@ class BlobOrigin:
 
 
 def session_for(policy: RetryPolicy) -> requests.Session:
+    # unverified TLS happens only for an --insecure-registry host: the user asked, no warning per request
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=policy.urllib3())
     session.mount("https://", adapter)
@@ -76,13 +62,13 @@ def session_for(policy: RetryPolicy) -> requests.Session:
     return session
 
 
-def transport_error(exc: BaseException, host: str, insecure_hint: bool = True) -> SourceError:
+def transport_error(exc: BaseException, host: str) -> SourceError:
     """One line for a request that got no answer: refused, TLS, timeout, too many retries."""
     text = str(exc)
     cert = re.search(r"certificate verify failed: ([^(']+)", text)
     if cert:
-        hint = f": pass --ca-file FILE or --insecure-registry {host}" if insecure_hint else ""
-        return SourceError(f"{host}: TLS certificate not trusted ({cert.group(1).strip()}){hint}")
+        return SourceError(f"{host}: TLS certificate not trusted ({cert.group(1).strip()}): "
+                           f"pass --ca-file FILE or --insecure-registry {host}")
     if isinstance(exc, requests.exceptions.SSLError):
         return SourceError(f"{host}: TLS handshake failed (does it speak plain HTTP? then --insecure-registry {host})")
     if isinstance(exc, requests.exceptions.RetryError):
@@ -213,8 +199,10 @@ class RegistryClient:
         codes = _registry_errors(resp)
         if resp.status_code == 404 or codes & {"MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN"}:
             if "NAME_UNKNOWN" in codes:
-                return SourceError(f"{what}: no such repository {self.where}")
-            return SourceError(f"{what}: not found in {self.where}")
+                return SourceError(f"{what}: no such repository at {self.endpoint.host}")
+            if "BLOB_UNKNOWN" in codes or "/blobs/" in resp.url:
+                return SourceError(f"{what}: blob missing from {self.where}")
+            return SourceError(f"{what}: no such image or tag at {self.endpoint.host}")
         if resp.status_code == 403 or "DENIED" in codes:
             return SourceError(f"{what}: access denied by {self.endpoint.host}")
         return SourceError(f"{what}: {self.endpoint.host} answered HTTP {resp.status_code}")
@@ -259,9 +247,9 @@ class RemoteReader(io.RawIOBase):
             except _DROPS as exc:
                 self._dropped(exc.__class__.__name__)
                 continue
-            if not data:
-                self._dropped("connection closed early")
-                continue
+            if not data:  # the response ended as it said it would: the blob is short, not cut
+                self._close_response()
+                raise SourceError(f"{self.what}: the registry sent {self.offset} bytes, the manifest says {self.size}")
             if self._skip:  # the registry ignored Range: drop what was already read
                 self._skip -= len(data)
                 continue

@@ -12,11 +12,13 @@ import posixpath
 import tarfile
 from typing import Any, Optional
 
+from scanner.layers.tarstream import LenientTarInfo
 from scanner.models import Blob
 from scanner.sources.blobs import read_blob
 from scanner.sources.interface import SourceError
 
 MAX_JSON_DEPTH = 64
+MAX_ARCHIVE_MEMBERS = 100_000  # an image archive holds a few files per layer: this bounds its index
 
 
 class Store(abc.ABC):
@@ -43,7 +45,9 @@ class Store(abc.ABC):
 def parse_json(data: bytes, what: str) -> Any:
     try:
         doc = json.loads(data)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        raise SourceError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    except ValueError:
         raise SourceError(f"{what}: not valid JSON") from None
     if _depth(doc) > MAX_JSON_DEPTH:
         raise SourceError(f"{what}: JSON nested deeper than {MAX_JSON_DEPTH} levels")
@@ -77,9 +81,11 @@ class TarStore(Store):
         self.location = path
         self._members: dict[str, tarfile.TarInfo] = {}
         try:
-            with tarfile.open(path, mode="r:") as tf:
+            with tarfile.open(path, mode="r:", tarinfo=LenientTarInfo) as tf:
                 for info in tf:
                     self._members[_clean(info.name)] = info
+                    if len(tf.members) > MAX_ARCHIVE_MEMBERS:
+                        raise SourceError(f"{path}: over {MAX_ARCHIVE_MEMBERS} members: not an image archive")
                 end = tf.offset
         except tarfile.ReadError as exc:
             if str(exc) == "unexpected end of data" and self._members:

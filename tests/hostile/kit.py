@@ -23,6 +23,8 @@ def pad(data: bytes) -> bytes:
 
 
 def _octal(value: int, width: int) -> bytes:
+    if value >= 8 ** (width - 1):  # too big for the octal digits: GNU base-256
+        return b"\x80" + value.to_bytes(width - 1, "big")
     return b"%0*o\0" % (width - 1, value)
 
 
@@ -161,3 +163,19 @@ def rewrite_docker(path: Path, change) -> None:
     doc = json.loads(ik.read_archive(path)["manifest.json"])
     change(doc)
     ik.replace_member(path, "manifest.json", json.dumps(doc).encode())
+
+
+def many_files(n: int, data: bytes = b"", prefix: str = "d") -> bytes:
+    """A tar of `n` files `<prefix>/f0000000`... holding `data` each (no end marker): built from
+    one header template, fast enough for half a million entries."""
+    template = bytearray(header(f"{prefix}/f0000000", size=len(data)))
+    at = len(prefix) + 2
+    body = pad(data)
+    out = [header(prefix + "/", type_=tarfile.DIRTYPE)]
+    for i in range(n):
+        block = bytearray(template)
+        block[at:at + 7] = b"%07d" % i
+        block[148:156] = b" " * 8
+        block[148:156] = b"%06o\0 " % sum(block)
+        out.append(bytes(block) + body)
+    return b"".join(out)

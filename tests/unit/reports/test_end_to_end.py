@@ -116,14 +116,18 @@ def test_json_contract_field_by_field(unit_rules, tmp_path):
         "fingerprint": result.findings[1].fingerprint,
         "rule_id": "unit-github-pat", "detector": "signature", "severity": "high", "title": "GitHub token (unit)",
         "image": str(path),
+        "image_digest": built.manifest_digest,
         "layer": {"index": 0, "digest": built.layers[0].digest, "diff_id": built.layers[0].diff_id,
-                  "created_by": ADD_LINE},
+                  "created_by": ADD_LINE, "created": "2024-01-01T00:00:00Z"},
+        "history": {"index": 0, "created": "2024-01-01T00:00:00Z", "created_by": ADD_LINE},
         "location": {"kind": "file", "path": "/app/deleted.env", "line": 1, "inner_path": None},
         "status": "deleted",
-        "removed_in": {"index": 1, "created_by": BUILD_ARG_SCRUBBED},
+        "removed_in": {"index": 1, "created_by": BUILD_ARG_SCRUBBED, "digest": built.layers[1].digest,
+                       "created": "2024-01-01T00:02:00Z"},
         "secret": {"sha256": hashlib.sha256(sc.GITHUB_PAT.encode()).hexdigest(), "redacted": redact(sc.GITHUB_PAT)},
         "triage": None,
         "suppressed": None,
+        "confidence": "high", "priority": 3,
     }
     history = doc["findings"][7]
     assert (history["status"], history["location"], history["layer"]["index"], history["detector"]) == (

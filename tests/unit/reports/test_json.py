@@ -73,11 +73,14 @@ def test_document_of_a_known_result(result):
         "ref": "leaky.tar", "source": "oci-archive", "digest": "sha256:" + "9" * 64, "platform": "linux/amd64",
         "layers": [
             {"index": 0, "digest": L0.digest, "diff_id": L0.diff_id, "created_by": L0.created_by,
-             "files": 12, "bytes": 40960},
+             "files": 12, "bytes": 40960, "created": None, "history_index": None, "blob_size": None,
+             "media_type": ""},
             {"index": 1, "digest": L1.digest, "diff_id": L1.diff_id, "created_by": L1.created_by,
-             "files": 1, "bytes": 2048},
+             "files": 1, "bytes": 2048, "created": None, "history_index": None, "blob_size": None,
+             "media_type": ""},
         ],
         "skipped": [{"layer": 1, "path": "/app/huge.bin", "reason": "larger than 8 GiB"}],
+        "history": [],
     }
     assert doc["images"][1]["digest"] is None and doc["images"][1]["skipped"] == []
     assert doc["findings"][0] == {
@@ -85,14 +88,18 @@ def test_document_of_a_known_result(result):
         "rule_id": "github-pat", "detector": "signature", "severity": "high",
         "title": "GitHub personal access token",
         "image": "leaky.tar",
-        "layer": {"index": 0, "digest": L0.digest, "diff_id": L0.diff_id, "created_by": L0.created_by},
+        "image_digest": None,
+        "layer": {"index": 0, "digest": L0.digest, "diff_id": L0.diff_id, "created_by": L0.created_by,
+                  "created": None},
+        "history": None,
         "location": {"kind": "file", "path": "/app/.env", "line": 3, "inner_path": None},
         "status": "deleted",
-        "removed_in": {"index": 1, "created_by": L1.created_by},
+        "removed_in": {"index": 1, "created_by": L1.created_by, "digest": None, "created": None},
         "secret": {"sha256": sha(sc.GITHUB_PAT), "redacted": "ghp_****...u2wr"},
         "triage": None,
         "file": None,
         "suppressed": None,
+        "confidence": None, "priority": None,
     }
     assert doc["findings"][1]["location"] == {"kind": "file", "path": "/app/app.jar", "line": 7,
                                               "inner_path": "BOOT-INF/classes/app.properties"}

@@ -9,11 +9,11 @@ from tests import secrets_catalog as sc
 
 GOLDEN = """\
 leaky.tar (oci-archive, 2 layers, sha256:999999999999)
-SEVERITY  RULE                   STATUS        LAYER                                         LOCATION                                        SECRET
-critical  aws-access-key-id      present       0: ADD rootfs.tar / # buildkit                /app/app.jar:7!BOOT-INF/classes/app.properties  AKIA****...TB3P
-high      github-pat             deleted in 1  0: ADD rootfs.tar / # buildkit                /app/.env:3                                     ghp_****...u2wr
-medium    secret-named-variable  config        config                                        Env.DB_PASSWORD                                 Pq****...v7
-low       secret-named-variable  history       1: |1 NPM_TOKEN=npm_****...L7eN rm /app/.env  history[2]                                      npm_****...L7eN
+SEVERITY  RULE                   STATUS        LAYER                                         LOCATION         SECRET
+high      github-pat             deleted in 1  0: ADD rootfs.tar / # buildkit                /app/.env:3      ghp_****...u2wr
+medium    secret-named-variable  config        config                                        Env.DB_PASSWORD  Pq****...v7
+low       secret-named-variable  history       1: |1 NPM_TOKEN=npm_****...L7eN rm /app/.env  history[2]       npm_****...L7eN
+triaged (vendor package files, known-public keys; not gating): 1 finding(s) (1 known-public); --show-triaged lists them
 not scanned: 1 item(s)
   layer 1 /app/huge.bin: larger than 8 GiB
 
@@ -29,7 +29,9 @@ def test_golden(result):
 
 
 def test_severity_is_coloured(result):
-    text = TableReport().render(result)
+    from dataclasses import replace
+
+    text = TableReport().render(replace(result, show_triaged=True))  # the critical finding is triaged
     assert click.style("critical", fg="red", bold=True) in text
 
 
@@ -40,11 +42,13 @@ def test_no_values_without_reveal(result):
 
 
 def test_values_with_reveal(revealed):
-    lines = click.unstyle(TableReport().render(revealed)).splitlines()
-    assert lines[2].endswith(sc.AWS_KEY_ID)
-    assert lines[3].endswith(sc.GITHUB_PAT)
-    assert lines[4].endswith(sc.DB_PASSWORD)
-    assert lines[5].endswith(sc.NPM_TOKEN)
+    from dataclasses import replace
+
+    lines = click.unstyle(TableReport().render(replace(revealed, show_triaged=True))).splitlines()
+    assert lines[2].endswith(sc.GITHUB_PAT)
+    assert lines[3].endswith(sc.DB_PASSWORD)
+    assert lines[4].endswith(sc.NPM_TOKEN)
+    assert lines[6].endswith(sc.AWS_KEY_ID) and "present (known-public)" in lines[6]  # triaged, listed apart
 
 
 def test_no_findings_anywhere():
@@ -58,7 +62,7 @@ def test_long_cells_are_cut(result):
     f = image.findings[1]
     long_layer = replace(f.layer, created_by="RUN " + "x" * 200)
     long_hit = replace(f.hit, path="/very/" + "deep/" * 30 + ".env")
-    finding = replace(f, layer=long_layer, hit=long_hit)
+    finding = replace(f, layer=long_layer, hit=long_hit, triage=None)  # findings[1] is triaged: listed apart
     text = click.unstyle(TableReport().render(ScanResult((replace(image, findings=(finding,)),))))
     row = text.splitlines()[2]
     assert "0: RUN " + "x" * 40 + "…" in row  # LAYER cut to 48 columns

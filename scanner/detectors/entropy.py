@@ -1,0 +1,186 @@
+"""Generic secrets without a vendor prefix: keyword and entropy detection on candidate lines.
+
+Built on detect-secrets' plugin classes, instantiated here and called directly (never its
+process-wide settings, `scan_line` or `default_settings`): `KeywordDetector` finds values assigned
+to secret-named variables, with the regexes detect-secrets picks by file type;
+`Base64HighEntropyString` and `HexHighEntropyString` measure values that a secret-named variable
+holds; its heuristic filters drop templates, indirect references, UUIDs, ids and sequences.
+
+Cheap before expensive: one Hyperscan pass (prefilter mode, `ShapeFilter`) finds where a
+secret-ish name is assigned a value; only the lines around those places are decoded and analysed.
+Without Hyperscan, the same shape is searched with `re` over the buffer: same findings, slower.
+
+What the signature rules report is left to them: a value a rule matches on the same line is
+not reported again (one secret, one finding).
+"""
+from __future__ import annotations
+
+import posixpath
+import re
+from typing import Iterator, Optional
+
+from detect_secrets.filters.heuristic import (
+    is_indirect_reference,
+    is_likely_id_string,
+    is_lock_file,
+    is_not_alphanumeric_string,
+    is_potential_uuid,
+    is_sequential_string,
+    is_templated_secret,
+)
+from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString, HexHighEntropyString
+from detect_secrets.plugins.keyword import (
+    CONFIG_DENYLIST_REGEX_TO_GROUP,
+    QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
+    REGEX_BY_FILETYPE,
+    KeywordDetector,
+)
+from detect_secrets.util.filetype import determine_file_type
+
+from scanner.detectors.interface import Detector, Match
+from scanner.detectors.prefilter import ShapeFilter, hyperscan
+from scanner.detectors.signature import is_placeholder, shannon_entropy
+from scanner.models import Confidence, DetectorKind, Severity
+
+KEYWORD_RULE = ("keyword-secret", "Secret assigned to a secret-named variable")
+ENTROPY_RULE = ("high-entropy-secret", "High-entropy string assigned to a secret-named variable")
+CONFIDENCE = {KEYWORD_RULE[0]: Confidence.MEDIUM, ENTROPY_RULE[0]: Confidence.LOW}
+VERSION = "entropy-1"  # part of the layer cache key: bump when findings change
+
+_NAME = (r"(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_.-]?key|auth[_.-]?key|priv(?:ate)?[_.-]?key|"
+         r"access[_.-]?key|client[_.-]?key|service[_.-]?key|account[_.-]?key|db[_.-]?key|database[_.-]?key|"
+         r"credentials?|signing[_.-]?key|encryption[_.-]?key|master[_.-]?key)")
+_OPERATOR = r"[\"'\]]{0,2}[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}@?[\"'`]?"
+# where a secret-named variable is assigned something that could be a secret
+SHAPE = rb"(?i)" + (_NAME + r"[a-z0-9_.-]{0,24}" + _OPERATOR + r"[^\s\"'`,;]{8}").encode()
+_SHAPE = re.compile(SHAPE)
+# the text just left of a value that makes it the value of a secret-named variable
+_LEFT = re.compile("(?i)" + _NAME + r"[a-z0-9_.-]{0,24}" + _OPERATOR + r"$")
+LINE = 512  # bytes looked at on each side of a candidate place, within its line
+MIN_KEYWORD, MIN_ENTROPY = 8, 20  # shortest value reported by keyword, by entropy alone
+# files of checksums and pinned hashes: high entropy everywhere, secrets nowhere
+_CHECKSUM_FILES = re.compile(r"(?:^|/)(?:go\.sum|RECORD|[A-Z0-9]+SUMS|[^/]+\.(?:md5sums|sum|lock)|"
+                             r"pnpm-lock\.yaml|npm-shrinkwrap\.json|yarn\.lock|\.?package-lock\.json)$")
+# values that are code or configuration, not data
+_NOT_DATA = [re.compile(p) for p in (
+    r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$",  # settings.DB_PASSWORD
+    r"^[A-Za-z_][A-Za-z0-9_.:]*[\[(]",  # os.environ["X"], get_secret(
+    r"^[A-Za-z_]+$", r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)+$", r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$",
+    r"^(?:~|\.{1,2})?/", r"^[A-Za-z][A-Za-z0-9+.-]*://", r"^[%$&@#]", r"^\d+$", r"\{\{|\}\}|\$\{",
+)]
+_CONFIG_LIKE = {"", ".env", ".sh", ".bash", ".zsh", ".rc", ".txt", ".service", ".envrc", ".secrets",
+                ".credentials", ".config", ".list", ".dockerfile", ".tfvars", ".hcl"}
+
+
+def _groups(path: str) -> dict:
+    """The KeywordDetector regexes detect-secrets uses for this kind of file; config-style (quotes
+    optional) for .env files, shell, Dockerfiles and files without an extension."""
+    name = posixpath.basename(path)
+    groups = REGEX_BY_FILETYPE.get(determine_file_type(name))
+    if groups is not None:
+        return groups
+    ext = posixpath.splitext(name)[1].lower()
+    if ext in _CONFIG_LIKE or name.startswith((".env", "Dockerfile")) or name.endswith(".env"):
+        return CONFIG_DENYLIST_REGEX_TO_GROUP
+    return QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
+
+
+class EntropyDetector(Detector):
+    """Keyword and high-entropy values on candidate lines; `signature` (optional) has precedence."""
+
+    def __init__(self, signature: Optional[Detector] = None) -> None:
+        self.signature = signature
+        self.keyword = KeywordDetector()
+        self.base64 = Base64HighEntropyString(limit=4.5)
+        self.hex = HexHighEntropyString(limit=3.0)
+        self._shape = ShapeFilter([SHAPE]) if hyperscan is not None else None
+
+    def may_hold_utf16(self, buf: bytes) -> bool:
+        return False  # binaries are left to the signature rules
+
+    def candidates(self, buf: bytes) -> list[tuple[int, int]]:
+        """(start, end) of each line (at most LINE bytes each side) where the shape was seen."""
+        if self._shape is not None:
+            ends = [e for found in self._shape.find(buf).values() for e in found]
+        else:
+            ends = [m.end() for m in _SHAPE.finditer(buf)]
+        spans: list[tuple[int, int]] = []
+        for end in sorted(ends):
+            if spans and end <= spans[-1][1]:
+                continue
+            start = buf.rfind(b"\n", max(0, end - LINE), end) + 1 or max(0, end - LINE)
+            stop = buf.find(b"\n", end, end + LINE)
+            spans.append((start, stop if stop >= 0 else min(len(buf), end + LINE)))
+        return spans
+
+    def scan(self, buf: bytes, path: Optional[str] = None) -> Iterator[Match]:
+        # config values (no path) have the config detector's name check; binaries are left to the rules
+        if path is None or b"\0" in buf[:8192] or _CHECKSUM_FILES.search(path) or is_lock_file(path):
+            return iter(())
+        groups = _groups(path)
+        found: list[Match] = []
+        for start, end in self.candidates(buf):
+            line = buf[start:end]
+            taken = self._taken(line)
+            for at, value, rule in self._values(line.decode("latin-1"), groups):
+                lo, hi = start + at, start + at + len(value)
+                if not any(a < hi - start and lo - start < b for a, b in taken):
+                    secret = value.encode("latin-1")
+                    found.append(Match(rule[0], DetectorKind.KEYWORD if rule is KEYWORD_RULE else DetectorKind.ENTROPY,
+                                       Severity.MEDIUM, rule[1], lo, hi, secret))
+        return iter(found)
+
+    def _taken(self, line: bytes) -> list[tuple[int, int]]:
+        if self.signature is None:
+            return []
+        return [(m.start, m.end) for m in self.signature.scan(line)]
+
+    def _values(self, line: str, groups: dict) -> Iterator[tuple[int, str, tuple[str, str]]]:
+        """(offset in line, value, rule) of each secret assigned on the line."""
+        seen: set[int] = set()
+        for value in self.keyword.analyze_string(line, denylist_regex_to_group=groups):
+            at, value = _locate(line, value)
+            if at >= 0 and at not in seen and self._keep(value, line, at, MIN_KEYWORD):
+                seen.add(at)
+                yield at, value, KEYWORD_RULE
+        for m in _VALUE.finditer(line):
+            at, value = m.start("v"), m.group("v")
+            if at in seen or len(value) < MIN_ENTROPY or not self._high_entropy(value):
+                continue
+            if self._keep(value, line, at, MIN_ENTROPY):
+                seen.add(at)
+                yield at, value, ENTROPY_RULE
+
+    def _high_entropy(self, value: str) -> bool:
+        for plugin in (self.hex, self.base64):
+            if all(c in plugin.charset for c in value):
+                return plugin.calculate_shannon_entropy(value) > plugin.entropy_limit
+        return False
+
+    @staticmethod
+    def _keep(value: str, line: str, at: int, shortest: int) -> bool:
+        if len(value) < shortest or not _LEFT.search(line, max(0, at - 80), at):
+            return False
+        raw = value.encode("latin-1")
+        if is_placeholder(raw) or any(p.search(value) for p in _NOT_DATA):
+            return False
+        if (is_templated_secret(value) or is_sequential_string(value) or is_potential_uuid(value)
+                or is_not_alphanumeric_string(value) or is_likely_id_string(value, line)
+                or is_indirect_reference(line[at - 80 if at > 80 else 0:at + len(value) + 80])):
+            return False
+        return shannon_entropy(raw) >= 2.5
+
+
+# a value right after an assignment operator: quoted, or up to whitespace and separators
+_VALUE = re.compile(r"(?::=|=>|=|:)[ \t]{0,4}@?(?P<q>[\"'`]?)(?P<v>[^\s\"'`,;]{8,512})(?P=q)")
+
+
+def _locate(line: str, value: str) -> tuple[int, str]:
+    """Where detect-secrets' value sits in the line; an unquoted one ends at whitespace."""
+    at = line.find(value)
+    if at < 0:
+        return -1, value
+    quoted = at > 0 and line[at - 1] in "\"'`"
+    if not quoted:
+        value = re.split(r"[\s,;]", value, maxsplit=1)[0]
+    return at, value.rstrip(";,")

@@ -1,0 +1,98 @@
+"""Every crash, hang or blind spot found by fuzzing or by hand, kept as a test.
+
+Layer-level cases (the same headers directly in a layer) are in test_entries.py; here are the
+same hostile headers inside a tar that is a file of a layer (nested: a Skipped entry, the rest of
+the layer still scanned), and the inputs the fuzzers found.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import pytest
+
+from fuzz.targets import TARGETS
+from scanner.layers.nested import FileScanner
+from scanner.limits import Limits
+from scanner.reports.json import JsonReport
+from tests import secrets_catalog as sc
+from tests.hostile import kit
+
+ENV = f"KEY={sc.AWS_KEY_ID}\n".encode()
+REST = "; rest of the archive not scanned"
+
+
+def nested(content, data: bytes):
+    hits, skipped = FileScanner(content, Limits()).scan(io.BytesIO(data).read, len(data), "/srv/x.tar", 0)
+    return [h.inner_path for h in hits], [s.reason for s in skipped]
+
+
+@pytest.mark.parametrize("case,members,reason", [
+    # was RecursionError (tarfile parses header chains by recursion)
+    ("5000 PAX headers", [kit.pax(kit.pax_record(b"comment", b"x"))] * 5000,
+     "over 64 extended headers in a row at byte 1024"),
+    ("5000 GNU long names", [kit.gnu_long(b"n" * 100)] * 5000, "over 64 extended headers in a row at byte 1024"),
+    # was a hang: tarfile skips a 2**88-byte member with a seek loop that runs on past the data
+    ("base-256 size", [kit.header("big", type_=b"Z", size_field=b"\x80" + b"\xff" * 11) + kit.pad(b"x" * 600)],
+     "unexpected end of data"),
+    # were ValueError / IndexError out of tarfile's GNU sparse parsing
+    ("GNU.sparse.map", [kit.pax(kit.pax_record(b"GNU.sparse.map", b"a,b")), kit.member("x")],
+     "malformed header at byte 2560 (ValueError)"),
+    ("sparse extension cut", [kit.header("sp", type_=b"S", extra={482: b"\x01"})],
+     "unexpected end of data in a sparse header"),
+    # was read whole whatever its size
+    ("PAX header of 2 GiB", [kit.pax(b"", declared=2 << 30)], "extended header of 2147483648 bytes at byte 1024 "
+                                                              "(over 1048576)"),
+])
+def test_hostile_headers_in_a_nested_tar_are_skipped_and_the_rest_scanned(content, case, members, reason):
+    found = nested(content, kit.tar(kit.member("a.env", ENV), *members, end=False))
+    assert found == (["a.env"], [f"tar: corrupt archive after member a.env ({reason}){REST}"]), case
+
+
+def test_sparse_member_of_a_nested_tar_is_read_as_stored(content):
+    """Was: its holes read as a terabyte of zeros (capped only by the max file size, 8 GiB)."""
+    started = time.monotonic()
+    data = kit.tar(kit.old_gnu_sparse("s.env", [(0, b"x\n"), (1 << 40, ENV)], (1 << 40) + len(ENV)))
+    assert nested(content, data) == (["s.env"], [])
+    assert time.monotonic() - started < 5
+
+
+def test_json_report_never_holds_infinity_or_nan(tmp_path, scan):
+    """Was: a PAX mtime of 1e400 reached the JSON report as `Infinity`, which is not JSON."""
+    path, _ = kit.write(tmp_path, kit.image_of(kit.tar(kit.pax(kit.pax_record(b"mtime", b"1e400")),
+                                                      kit.member("inf.env", ENV))))
+    text = JsonReport().render(scan(path).result)
+
+    def refuse(name):
+        raise AssertionError(f"{name} in the JSON report")
+    doc = json.loads(text, parse_constant=refuse)
+    assert [f["file"]["mtime"] for f in doc["findings"]] == [0.0]
+
+
+# --- inputs found by the fuzzers (fuzz/run.py, tests/hostile/test_fuzz.py) ------------------------------
+
+FOUND: list[tuple[str, bytes]] = [
+    # atheris, `nested`: a zip whose deflate64 member has a malformed Huffman table; stream_inflate
+    # raised TypeError ('>' between None and None), which escaped the scan
+    ("nested", bytes.fromhex(
+        "504b03041400000008004d457e5dc3e906f41b0000001900000007000000612f622e747874f3768db475f4f675f4f40f"
+        "76f377f1f334778d70f40df071e50200504b03041400000009004d457e5d65f0b545553b00007f000000b10000000000"
+        "000009000025006c69622f782e6a06f41b00000019000000070000000000000000000000800100000000612f622e7478"
+        "74504b0102140300000008004d457e5dc3e906f41b0000000d0a1900000007000000612f622e747874f3768db475f4f6"
+        "74007f0000004d457e5d65f0b545550000007f0000000900000000000000000000008001400000006c69622f782e6a61"
+        "72504b0506000000005b0000000900000000000000000000008001420000006c69622f782e00000000000000006a6172"
+        "504b050600000000020042006c000000b90000000000")),
+]
+
+
+@pytest.mark.parametrize("target,data", FOUND, ids=[f"{t}-{i}" for i, (t, _) in enumerate(FOUND)])
+def test_fuzzer_findings(target, data):
+    TARGETS[target](data)
+
+
+def test_deflate64_member_that_breaks_the_inflater_is_a_skipped_member(content):
+    inner, skipped = nested(content, FOUND[0][1])
+    assert inner == [] and skipped[0] == "zip: corrupt member a/b.txt (bad CRC)"
+    assert skipped[1].startswith("zip: corrupt member \\x00\\x00\\x00\\x00\\x09")  # control bytes spelt out
+    assert skipped[1].endswith("(bad compressed data: TypeError); rest of the archive not scanned")
