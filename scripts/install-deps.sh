@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON="${PYTHON:-python}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
-DEB_PACKAGES=(docker.io docker-registry skopeo umoci zstd apache2-utils busybox-static openssl chromium)
+DEB_PACKAGES=(docker.io docker-registry skopeo umoci zstd apache2-utils busybox-static openssl chromium podman)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

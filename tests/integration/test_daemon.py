@@ -56,8 +56,8 @@ def cli(*args, env: Optional[dict] = None) -> subprocess.CompletedProcess:
 
 def report(proc: subprocess.CompletedProcess) -> dict:
     assert proc.returncode == 1, f"exit {proc.returncode}: {proc.stderr[-1500:]}"
-    assert proc.leftovers == []
-    assert proc.stderr == "", proc.stderr  # nothing logged on success (no warnings, never a credential), "temp files left behind"
+    assert proc.leftovers == [], "temp files left behind"
+    assert proc.stderr == "", proc.stderr  # nothing logged on success (no warnings, never a credential)
     return json.loads(proc.stdout)
 
 
