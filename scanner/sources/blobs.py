@@ -26,11 +26,14 @@ READ_SIZE = 1 << 20
 class HashingReader(io.RawIOBase):
     """Passes reads through, hashing and counting them. `limit` caps the bytes read (None: no cap)."""
 
-    def __init__(self, inner: BinaryIO, limit: Optional[int] = None, decoding: Optional[str] = None) -> None:
+    def __init__(self, inner: BinaryIO, limit: Optional[int] = None, decoding: Optional[str] = None,
+                 same_as: Optional["HashingReader"] = None) -> None:
         self._inner = inner
         self._left = limit
         self._decoding = decoding  # set: `inner` decompresses; its errors become a SourceError naming this
-        self.hash = hashlib.sha256()
+        # `same_as`: these are the very bytes that reader hashes (an uncompressed layer): share its hash
+        self._hashing = same_as is None
+        self.hash = hashlib.sha256() if same_as is None else same_as.hash
         self.count = 0
         self.raw: "HashingReader" = self
 
@@ -46,7 +49,8 @@ class HashingReader(io.RawIOBase):
         data = self._read(want)
         n = len(data)
         buffer[:n] = data
-        self.hash.update(data)
+        if self._hashing:
+            self.hash.update(data)
         self.count += n
         if self._left is not None:
             self._left -= n
@@ -155,7 +159,8 @@ def open_layer(layer: Layer) -> Iterator[HashingReader]:
 def layer_stream(raw: HashingReader, what: str) -> Iterator[HashingReader]:
     """The uncompressed side of an open blob (any source, a stream member too), hashed as read."""
     try:
-        tar = HashingReader(decompress(raw), decoding=what)
+        plain = decompress(raw)
+        tar = HashingReader(plain, decoding=what, same_as=raw if isinstance(plain, io.BufferedReader) else None)
         tar.raw = raw  # the compressed side, for progress in blob bytes
         yield tar
         tar.drain()
