@@ -198,7 +198,10 @@ def _fingerprinted(findings: list[Finding], reveal: bool) -> list[Finding]:
     out = []
     for f in findings:
         h = f.hit
-        key = "\0".join([h.rule_id, h.kind.value, h.path, h.inner_path or "", h.secret.sha256])
+        # a history entry by its order among the entries holding this secret, not by its index:
+        # a step inserted above it must not turn an accepted finding into a new one
+        where = "history" if h.kind is LocationKind.HISTORY else h.path
+        key = "\0".join([h.rule_id, h.kind.value, where, h.inner_path or "", h.secret.sha256])
         counts[key] = counts.get(key, 0) + 1
         fp = hashlib.sha256(f"{key}\0{counts[key]}".encode()).hexdigest()[:32]
         hit = h if reveal else _without_value(h)
