@@ -85,6 +85,14 @@ def test_archive_member_symlinks_that_loop_or_leave_the_archive(tmp_path, scan):
         assert scan(path).error == f"{path}: missing {layer}"
 
 
+def test_layout_blob_symlink_loop_is_a_missing_blob(tmp_path, scan):
+    path, archive = kit.write(tmp_path, kit.image_of(kit.tar(BESIDE)), "oci-layout", "gzip")
+    blob = path / archive.layer_member(0, 0)
+    blob.unlink()
+    blob.symlink_to(blob.name)  # a link to itself: ELOOP
+    assert scan(path).error == f"{path}: missing {archive.layer_member(0, 0)}"
+
+
 # --- devices, FIFOs, odd types ---------------------------------------------------------------------
 
 
