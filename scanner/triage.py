@@ -7,6 +7,8 @@ Triage is by provenance, never by path (a path allowlist would hide a real key d
   own package databases record it (dpkg md5sums and conffiles, apk, rpm: `scanner.packagedb`).
   Keys generated at install time (SSH host keys, the ssl-cert snakeoil key) are in no package:
   they stay real findings.
+  Python bytecode compiled at install time (`__pycache__/x.cpython-311.pyc`) is in no package either;
+  a secret in it that the vendor source file next to it also holds is `vendor` too.
 - `known-public`: the secret itself is published (documentation example keys, test keys shipped
   inside libraries), listed by sha256 in `scanner/data/known-public.tsv`.
 
@@ -33,6 +35,7 @@ from typing import Iterable, Optional, Sequence
 from scanner.detectors.entropy import CONFIDENCE as ENTROPY_CONFIDENCE
 from scanner.detectors.files import CONFIDENCE as FILE_CONFIDENCE
 from scanner.detectors.rules import Rule, RuleSet
+from scanner.detectors.signature import context_only
 from scanner.models import (Confidence, DetectorKind, FileMeta, Finding, LayerScan, LocationKind, Severity,
                             Status)
 from scanner.packagedb import canonical, entries
@@ -40,7 +43,6 @@ from scanner.packagedb import canonical, entries
 VENDOR = "vendor"
 KNOWN_PUBLIC = "known-public"
 KNOWN_PUBLIC_FILE = Path(__file__).with_name("data") / "known-public.tsv"
-_PREFIXED = re.compile(rb"\(\?P<secret>(?:\(\?:)?[A-Za-z0-9_.-]{3}")
 _BASE = {Severity.CRITICAL: 1, Severity.HIGH: 2, Severity.MEDIUM: 3, Severity.LOW: 4}
 _REMOVED = (Status.DELETED, Status.OVERWRITTEN)
 
@@ -57,11 +59,8 @@ def load_known_public(path: Path = KNOWN_PUBLIC_FILE) -> frozenset[str]:
 
 
 def rule_confidence(rule: Rule) -> Confidence:
-    if rule.validator is not None:
-        return Confidence.HIGH
-    if rule.source != "generic.yaml" and _PREFIXED.match(rule.pattern.pattern):
-        return Confidence.HIGH
-    return Confidence.MEDIUM
+    """high: a validator checked it, or it carries its provider's prefix; medium: found by context."""
+    return Confidence.MEDIUM if context_only(rule) else Confidence.HIGH
 
 
 def priority(severity: Severity, status: Status, confidence: Confidence, triaged: Optional[str]) -> int:
@@ -69,6 +68,15 @@ def priority(severity: Severity, status: Status, confidence: Confidence, triaged
         return 5
     level = _BASE[severity] + (status in _REMOVED) + (confidence is Confidence.LOW)
     return min(level, 4)
+
+
+_PYC = re.compile(r"^(?P<dir>.*?)/(?:__pycache__/)?(?P<name>[^/]+?)(?:\.[a-z]+-\d+)?(?:\.opt-\d)?\.pyc$")
+
+
+def compiled_from(path: str) -> Optional[str]:
+    """The source a .pyc was compiled from (`a/__pycache__/b.cpython-311.pyc` -> `a/b.py`)."""
+    m = _PYC.match(path)
+    return f"{m.group('dir')}/{m.group('name')}.py" if m else None
 
 
 class VendorIndex:
@@ -117,9 +125,13 @@ class Triage:
 
     def apply(self, findings: Sequence[Finding], scans: Sequence[LayerScan]) -> list[Finding]:
         vendor = VendorIndex(scans)
+        labels = [self.label(f, vendor) or f.triage for f in findings]
+        shipped = {(f.hit.path, f.hit.secret.sha256) for f, label in zip(findings, labels) if label == VENDOR}
         out = []
-        for f in findings:
-            triaged = self.label(f, vendor) or f.triage
+        for f, triaged in zip(findings, labels):
+            source = compiled_from(f.hit.path) if triaged is None and shipped else None
+            if source is not None and (source, f.hit.secret.sha256) in shipped:
+                triaged = VENDOR
             conf = self.confidence(f, triaged)
             out.append(replace(f, triage=triaged, confidence=conf,
                                priority=priority(f.hit.severity, f.status, conf, triaged)))

@@ -31,15 +31,18 @@ from detect_secrets.filters.heuristic import (
 from detect_secrets.plugins.high_entropy_strings import Base64HighEntropyString, HexHighEntropyString
 from detect_secrets.plugins.keyword import (
     CONFIG_DENYLIST_REGEX_TO_GROUP,
+    DENYLIST,
     QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
     REGEX_BY_FILETYPE,
     KeywordDetector,
 )
 from detect_secrets.util.filetype import determine_file_type
 
+from scanner.detectors.config import SECRET_NAME as CONFIG_SECRET_NAME
 from scanner.detectors.interface import Detector, Match
 from scanner.detectors.prefilter import ShapeFilter, hyperscan
-from scanner.detectors.signature import is_placeholder, shannon_entropy
+from scanner.detectors.signature import (context_only, is_documentation, is_placeholder, looks_like_identifier,
+                                        looks_like_text, looks_typed, shannon_entropy)
 from scanner.models import Confidence, DetectorKind, Severity
 
 KEYWORD_RULE = ("keyword-secret", "Secret assigned to a secret-named variable")
@@ -55,7 +58,16 @@ _OPERATOR = r"[\"'\]]{0,2}[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}@?[\"'`]?"
 SHAPE = rb"(?i)" + (_NAME + r"[a-z0-9_.-]{0,24}" + _OPERATOR + r"[^\s\"'`,;]{8}").encode()
 _SHAPE = re.compile(SHAPE)
 # the text just left of a value that makes it the value of a secret-named variable
-_LEFT = re.compile("(?i)" + _NAME + r"[a-z0-9_.-]{0,24}" + _OPERATOR + r"$")
+_LEFT = re.compile(r"(?i)(?P<name>[a-z0-9_.:*-]{0,40}" + _NAME + r"[a-z0-9_.-]{0,24})" + _OPERATOR + r"$")
+_KEYWORD_NAME = re.compile("(?i)(?:" + "|".join(DENYLIST) + ")")  # detect-secrets' own list
+# names that say "secret" but hold something else: pagination and request tokens, ids, file names
+_NOT_SECRET_NAME = re.compile(
+    r"(?i)(?:next|page|pagination|continuation|starting|change|lock|sequence|client|request|idempotency|sync|"
+    r"csrf|xsrf|verification|confirmation|lifecycle|copy|work|import|export|update|policy|backward|forward|"
+    r"marker|cursor|max|min)[_.-]?tokens?$"
+    r"|(?:[_.-]?ids?|arn|name|type|file|path|dir|url|uri|len|length|size|count|ttl|expiry|expires|expiration|"
+    r"blob|ciphertext|version|format|algorithm|field|header|prefix|label|description|enabled|required|"
+    r"manager|store|provider|method|mode|rotation|location|hint|policy|question|reset|changed)$|::")
 LINE = 512  # bytes looked at on each side of a candidate place, within its line
 MIN_KEYWORD, MIN_ENTROPY = 8, 20  # shortest value reported by keyword, by entropy alone
 # files of checksums and pinned hashes: high entropy everywhere, secrets nowhere
@@ -63,10 +75,16 @@ _CHECKSUM_FILES = re.compile(r"(?:^|/)(?:go\.sum|RECORD|[A-Z0-9]+SUMS|[^/]+\.(?:
                              r"pnpm-lock\.yaml|npm-shrinkwrap\.json|yarn\.lock|\.?package-lock\.json)$")
 # values that are code or configuration, not data
 _NOT_DATA = [re.compile(p) for p in (
-    r"^[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+$",  # settings.DB_PASSWORD
-    r"^[A-Za-z_][A-Za-z0-9_.:]*[\[(]",  # os.environ["X"], get_secret(
-    r"^[A-Za-z_]+$", r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)+$", r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$",
-    r"^(?:~|\.{1,2})?/", r"^[A-Za-z][A-Za-z0-9+.-]*://", r"^[%$&@#]", r"^\d+$", r"\{\{|\}\}|\$\{",
+    r"^(?:[a-z_][a-z0-9_]*|[A-Z][A-Z0-9_]*|[A-Za-z][a-z0-9]+(?:[A-Z][a-z0-9]+)*)"  # settings.DB_PASSWORD
+    r"(?:\.(?:[a-z_][a-z0-9_]*|[A-Z][A-Z0-9_]*|[A-Za-z][a-z0-9]+(?:[A-Z][a-z0-9]+)*))+$",
+    r"^[A-Za-z_$][\w$.:]*[\[(]",  # os.environ["X"], get_secret(, decode$1(
+    r"^[a-z_]+$", r"^_?[A-Za-z][a-z]+(?:[A-Z][a-z]+)*$", r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)+$", r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$",
+    r"^(?:~|\.{1,2})?/", r"^[A-Za-z][A-Za-z0-9+.-]*://", r"^\$[A-Za-z_{(]", r"^%[A-Za-z_]\w*%$",
+    r"^[&*@][A-Za-z_][\w./-]*$", r"^\d+$", r"\{\{|\}\}|\$\{",
+    r"^arn:", r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", r"\s", r"\\[nrt0u]",  # ARNs, module:attr, text, escapes
+    r"^[A-Za-z_][A-Za-z0-9_]*=$", r"^:[a-z]+:", r"^:[A-Z_]+[)\]]?$", r"[^\x21-\x7e]",
+    r"^[A-Za-z_][A-Za-z0-9_.]*[)\]}]", r"^[A-Za-z]+(?:-[A-Za-z]+){2,}$", r"^[A-Za-z]+[:./-][A-Za-z]+$",
+    r"\\[wdsWDS./-]|\[[A-Za-z0-9]-[A-Za-z0-9]|\\\\", r"&[a-z_]{2,}=", r"\|",  # regexes, queries, types
 )]
 _CONFIG_LIKE = {"", ".env", ".sh", ".bash", ".zsh", ".rc", ".txt", ".service", ".envrc", ".secrets",
                 ".credentials", ".config", ".list", ".dockerfile", ".tfvars", ".hcl"}
@@ -90,16 +108,23 @@ class EntropyDetector(Detector):
 
     def __init__(self, signature: Optional[Detector] = None) -> None:
         self.signature = signature
+        # values with a provider's prefix are that rule's to judge (a `ghp_` with a bad checksum is no token)
+        rules = getattr(signature, "rules", None)
+        self._prefixes = tuple(sorted({k.decode("latin-1") for r in (rules.rules if rules else ()) if not context_only(r)
+                                       for k in r.keywords if len(k) >= 4 or (len(k) == 3 and not k.isalpha())}
+                                      | {"eyj"}))
         self.keyword = KeywordDetector()
         self.base64 = Base64HighEntropyString(limit=4.5)
         self.hex = HexHighEntropyString(limit=3.0)
         self._shape = ShapeFilter([SHAPE]) if hyperscan is not None else None
 
     def may_hold_utf16(self, buf: bytes) -> bool:
-        return False  # binaries are left to the signature rules
+        return False  # the UTF-16 strings of binaries are left to the signature rules
 
-    def candidates(self, buf: bytes) -> list[tuple[int, int]]:
-        """(start, end) of each line (at most LINE bytes each side) where the shape was seen."""
+    def candidates(self, buf: bytes, binary: bool = False) -> list[tuple[int, int]]:
+        """(start, end) of each line (at most LINE bytes each side) where the shape was seen. In
+        binary content only a string delimited by NUL or a newline on both sides counts (a C
+        string); Go's string tables, one run of text without delimiters, do not."""
         if self._shape is not None:
             ends = [e for found in self._shape.find(buf).values() for e in found]
         else:
@@ -108,21 +133,30 @@ class EntropyDetector(Detector):
         for end in sorted(ends):
             if spans and end <= spans[-1][1]:
                 continue
-            start = buf.rfind(b"\n", max(0, end - LINE), end) + 1 or max(0, end - LINE)
+            lo = max(0, end - LINE)
+            start = max(buf.rfind(b"\n", lo, end), buf.rfind(b"\0", lo, end) if binary else -1)
             stop = buf.find(b"\n", end, end + LINE)
-            spans.append((start, stop if stop >= 0 else min(len(buf), end + LINE)))
+            if binary:
+                nul = buf.find(b"\0", end, end + LINE)
+                stop = nul if stop < 0 or 0 <= nul < stop else stop
+                if start < 0 or stop < 0:
+                    continue
+            spans.append((start + 1 if start >= 0 else lo, stop if stop >= 0 else min(len(buf), end + LINE)))
         return spans
 
     def scan(self, buf: bytes, path: Optional[str] = None) -> Iterator[Match]:
-        # config values (no path) have the config detector's name check; binaries are left to the rules
-        if path is None or b"\0" in buf[:8192] or _CHECKSUM_FILES.search(path) or is_lock_file(path):
+        # documentation and lockfiles hold examples and checksums
+        if path is not None and (_CHECKSUM_FILES.search(path) or is_lock_file(path) or is_documentation(path)):
             return iter(())
-        groups = _groups(path)
+        # a config value (no path): the config detector checks the names it knows (`*_PASSWORD`)
+        config = path is None
+        groups = CONFIG_DENYLIST_REGEX_TO_GROUP if config else _groups(path)
+        quoted = groups is not CONFIG_DENYLIST_REGEX_TO_GROUP  # source code: only quoted values are data
         found: list[Match] = []
-        for start, end in self.candidates(buf):
+        for start, end in self.candidates(buf, binary=b"\0" in buf):
             line = buf[start:end]
             taken = self._taken(line)
-            for at, value, rule in self._values(line.decode("latin-1"), groups):
+            for at, value, rule in self._values(line.decode("latin-1"), groups, config, quoted):
                 lo, hi = start + at, start + at + len(value)
                 if not any(a < hi - start and lo - start < b for a, b in taken):
                     secret = value.encode("latin-1")
@@ -135,19 +169,26 @@ class EntropyDetector(Detector):
             return []
         return [(m.start, m.end) for m in self.signature.scan(line)]
 
-    def _values(self, line: str, groups: dict) -> Iterator[tuple[int, str, tuple[str, str]]]:
-        """(offset in line, value, rule) of each secret assigned on the line."""
+    def _values(self, line: str, groups: dict, config: bool,
+                quoted: bool) -> Iterator[tuple[int, str, tuple[str, str]]]:
+        """(offset in line, value, rule) of each secret assigned on the line: what detect-secrets'
+        KeywordDetector finds, then values of keyword names it passes over (a value starting with a
+        symbol) and high-entropy values of the other secret-ish names."""
         seen: set[int] = set()
         for value in self.keyword.analyze_string(line, denylist_regex_to_group=groups):
             at, value = _locate(line, value)
-            if at >= 0 and at not in seen and self._keep(value, line, at, MIN_KEYWORD):
+            if at >= 0 and at not in seen and self._keep(value, line, at, MIN_KEYWORD, config):
                 seen.add(at)
                 yield at, value, KEYWORD_RULE
-        for m in _VALUE.finditer(line):
-            at, value = m.start("v"), m.group("v")
-            if at in seen or len(value) < MIN_ENTROPY or not self._high_entropy(value):
+        for at, value in _assigned(line):
+            left = _LEFT.search(line, max(0, at - 120), at)
+            if at in seen or left is None or (quoted and line[at - 1:at] not in ("'", '"', "`")):
                 continue
-            if self._keep(value, line, at, MIN_ENTROPY):
+            if _KEYWORD_NAME.search(left.group("name")) and self._keep(value, line, at, MIN_KEYWORD, config):
+                seen.add(at)
+                yield at, value, KEYWORD_RULE
+            elif len(value) >= MIN_ENTROPY and self._high_entropy(value) \
+                    and self._keep(value, line, at, MIN_ENTROPY, config):
                 seen.add(at)
                 yield at, value, ENTROPY_RULE
 
@@ -157,12 +198,17 @@ class EntropyDetector(Detector):
                 return plugin.calculate_shannon_entropy(value) > plugin.entropy_limit
         return False
 
-    @staticmethod
-    def _keep(value: str, line: str, at: int, shortest: int) -> bool:
-        if len(value) < shortest or not _LEFT.search(line, max(0, at - 80), at):
+    def _keep(self, value: str, line: str, at: int, shortest: int, config: bool = False) -> bool:
+        left = _LEFT.search(line, max(0, at - 120), at)
+        if len(value) < shortest or left is None or _NOT_SECRET_NAME.search(left.group("name")):
             return False
+        if value.lower().startswith(self._prefixes):
+            return False
+        if config and CONFIG_SECRET_NAME.search(left.group("name")):
+            return False  # the config detector's own name check reports it
         raw = value.encode("latin-1")
-        if is_placeholder(raw) or any(p.search(value) for p in _NOT_DATA):
+        if is_placeholder(raw) or looks_typed(raw) or looks_like_text(raw) or looks_like_identifier(raw) \
+                or any(p.search(value) for p in _NOT_DATA):
             return False
         if (is_templated_secret(value) or is_sequential_string(value) or is_potential_uuid(value)
                 or is_not_alphanumeric_string(value) or is_likely_id_string(value, line)
@@ -173,6 +219,18 @@ class EntropyDetector(Detector):
 
 # a value right after an assignment operator: quoted, or up to whitespace and separators
 _VALUE = re.compile(r"(?::=|=>|=|:)[ \t]{0,4}@?(?P<q>[\"'`]?)(?P<v>[^\s\"'`,;]{8,512})(?P=q)")
+_OPERATORS = re.compile(r"[:=]")
+
+
+def _assigned(line: str) -> Iterator[tuple[int, str]]:
+    """(offset, value) after every operator, overlapping: `{KEY:"~=:x..."}` holds one value, not
+    the `=:` inside it."""
+    seen: set[int] = set()
+    for op in _OPERATORS.finditer(line):
+        m = _VALUE.match(line, op.start())
+        if m is not None and m.start("v") not in seen:
+            seen.add(m.start("v"))
+            yield m.start("v"), m.group("v")
 
 
 def _locate(line: str, value: str) -> tuple[int, str]:

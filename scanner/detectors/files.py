@@ -53,6 +53,7 @@ CONFIDENCE.update({"shadow-password-hash": Confidence.MEDIUM, "java-keystore": C
 Found = Iterator[tuple[str, int, int]]  # (rule id, start, end) of each secret in the buffer
 
 _INI = re.compile(rb"(?m)^[ \t]*(?P<key>[^\s=:#;][^=:\n]*?)[ \t]*[=:][ \t]*(?P<value>[^\n]*?)[ \t]*\r?$")
+_NPMRC = re.compile(rb"(?m)^[ \t]*(?P<key>[^\s=#;][^=\n]*?)[ \t]*=[ \t]*(?P<value>[^\n]*?)[ \t]*\r?$")  # keys hold `:`
 _NPM_KEYS = re.compile(rb"(?:^|:)(?:_authToken|_auth|_password|npmAuthToken|npmAuthIdent)$")
 _YAML_KV = re.compile(rb"(?m)^[ \t-]*(?P<key>[A-Za-z_-]+)[ \t]*:[ \t]*[\"']?(?P<value>[^\s\"'#]+)[\"']?[ \t]*$")
 _KUBE_KEYS = {b"token", b"password", b"client-key-data", b"access-token", b"id-token", b"refresh-token",
@@ -74,7 +75,7 @@ def _value(buf: bytes, m: re.Match, group: str = "value") -> Optional[tuple[int,
 
 
 def npmrc(buf: bytes) -> Found:
-    for m in _INI.finditer(buf):
+    for m in _NPMRC.finditer(buf):
         if _NPM_KEYS.search(m.group("key").strip()):
             span = _value(buf, m)
             if span:
@@ -240,7 +241,7 @@ def parser_for(path: str) -> Optional[Callable[[bytes], Found]]:
         return _BY_NAME[name]
     if parent == ".aws" and name in ("credentials", "config"):
         return aws_credentials
-    if (parent == ".docker" and name == "config.json") or (parent == "containers" and name == "auth.json"):
+    if (parent == ".docker" and name == "config.json") or (name == "auth.json" and "containers/" in path):
         return docker_config
     if parent == "git" and name == "credentials":
         return git_credentials
