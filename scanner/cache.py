@@ -120,3 +120,13 @@ class SqliteLayerCache(LayerCache):
                              (key, encode(scan), time.time()))
         except sqlite3.Error as exc:
             raise CacheError(f"layer cache write failed: {exc}") from None
+
+
+def open_cache(location: Optional[str]) -> LayerCache:
+    """`--cache-dir DIR` / `--cache-url postgresql://...`: SQLite in a directory, or a PostgreSQL
+    server shared by many workers; None: SQLite in the user cache dir."""
+    if location and location.startswith(("postgresql://", "postgres://")):
+        from scanner.cache_pg import PostgresLayerCache
+
+        return PostgresLayerCache(location)
+    return SqliteLayerCache(location or default_cache_dir())

@@ -5,6 +5,8 @@ errors into one line on stderr.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import sys
 from typing import Any, Optional
@@ -19,11 +21,14 @@ from scanner.gate import BaseImage, Verdict, suppress, verdict
 from scanner.cache import NullCache
 from scanner.detectors.known import KnownSecretDetector, parse_secrets
 from scanner.detectors.signature import SignatureDetector
+from scanner.fleet import Fleet, list_references, parse_target
 from scanner.models import ScanResult
 from scanner.options import Built, baseline, build, image_refs, policy, report_options, scan_options
 from scanner.pipeline import Scanner
 from scanner.push import EnginePusher, Target, push_target
 from scanner.reports import Format, GroupBy, ReportError, report_for
+from scanner.sources.reference import parse_reference
+from scanner.sources.registry import endpoint_for
 
 
 class DefaultGroup(click.Group):
@@ -72,6 +77,8 @@ def cli() -> None:
     layerscan push IMAGE        gate an image of the local engine, then push it
     layerscan baseline IMAGE... -o FILE
                                 accept the current findings
+    layerscan registry HOST[/REPO_PREFIX]
+                                every image of a registry, each unique layer once
     layerscan rules             list the detection rules
     """
 
@@ -139,7 +146,7 @@ def _blocked(target: Target, decided: Verdict) -> None:
 
 # `find` reports every sighting: no gate, no cache (it would hold what was found), never --reveal
 FIND_DROPS = ("reveal", "fail_on", "status", "fail_on_incomplete", "fail_on_triaged", "baseline", "base_image",
-              "cache_dir", "no_cache")
+              "cache_dir", "cache_url", "no_cache")
 
 
 @cli.command("find")
@@ -173,6 +180,80 @@ def _find_summary(result: ScanResult, known: KnownSecretDetector) -> str:
     text = f"layerscan find: {len(known.secrets) - len(missing)} of {len(known.secrets)} secret(s) seen"
     text += f", {len(result.findings)} sighting(s) in {len(result.images)} image(s)"
     return text + (f"; not seen: line {', '.join(missing)}" if missing else "")
+
+
+class TqdmFleetProgress:
+    """The fleet's stages on stderr (layers in bytes, then images), only when stderr is a terminal."""
+
+    def __init__(self) -> None:
+        self._bar = None
+
+    def begin(self, label: str, total: int) -> None:
+        from tqdm import tqdm
+
+        in_bytes = label == "layers"
+        self._bar = tqdm(total=total, desc=label, unit="B" if in_bytes else " image", unit_scale=in_bytes,
+                         unit_divisor=1024, leave=False, file=sys.stderr)
+
+    def advance(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def end(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+@cli.command("registry")
+@click.argument("target", required=False, metavar="HOST[/REPO_PREFIX]")
+@click.option("--summary", "summary_file", type=click.Path(dir_okay=False, writable=True),
+              help="Also write the fleet summary (images, layers, bytes, secrets and their images) as JSON.")
+@click.option("--dask", "dask_address", is_flag=False, flag_value="local", metavar="[SCHEDULER]",
+              help="Scan layers on the Dask cluster at SCHEDULER (tcp://HOST:PORT); alone: a local Dask "
+                   "cluster of --workers workers [default: this machine's worker processes].")
+@report_options
+@scan_options
+def registry_cmd(target: Optional[str], summary_file: Optional[str], dask_address: Optional[str],
+                 **opts: Any) -> int:
+    """Scan every tag of every repository of a registry (under REPO_PREFIX), or the references of
+    --images-from: each unique layer once, every image reported as usual, then a fleet summary."""
+    built = build(opts)
+    refs = fleet_refs(target, built, opts)
+    scanner = Scanner(built.rules, built.options, None, built.cache)
+    runner = Fleet(scanner, TqdmFleetProgress() if built.show_progress else None)
+    with _layer_executor(dask_address, built.options.workers) as executor:
+        scanner.layers.executor = executor
+        scanned = runner.scan(refs)
+    result = suppress(scanned, baseline(opts), click.get_current_context().meta.get("allowlist"),
+                      scanner.inherited_from(opts["base_image"]) if opts["base_image"] else BaseImage())
+    _write(report_for(Format(opts["fmt"]), GroupBy(opts["group_by"])).render(result), opts["output"])
+    summary = runner.summary(result)
+    if summary_file:
+        _write(json.dumps(summary.as_dict(), indent=2) + "\n", summary_file)
+    click.echo(summary.text(), err=True)
+    return _gate(result, opts).code
+
+
+def _layer_executor(address: Optional[str], workers: Optional[int]) -> Any:
+    """--dask: a Dask cluster (local with --workers N when no address is given); else no executor."""
+    if address is None:
+        return contextlib.nullcontext(None)
+    from scanner.dask_runner import DaskLayerExecutor
+
+    return DaskLayerExecutor(None if address == "local" else address, workers)
+
+
+def fleet_refs(target: Optional[str], built: Built, opts: dict[str, Any]) -> tuple[str, ...]:
+    """The registry's references (catalog, then tags), then those of --images-from."""
+    listed: tuple[str, ...] = ()
+    if target:
+        where = parse_target(target)
+        probe_ref = parse_reference(f"{where.host}/{where.prefix or 'x'}")
+        listed = tuple(list_references(where, endpoint_for(probe_ref, built.options.registry)))
+        if not listed and opts.get("images_from") is None:
+            raise LayerscanError(f"{target}: the registry lists no image there")
+    return image_refs(listed, opts)
 
 
 @cli.command("baseline")

@@ -11,12 +11,12 @@ from typing import Any, Optional
 import click
 
 from scanner.baseline import load_baseline
-from scanner.cache import LayerCache, NullCache, SqliteLayerCache, default_cache_dir
+from scanner.cache import LayerCache, NullCache, open_cache
 from scanner.detectors.rules import RuleSet, load_rules
 from scanner.gate import Allowlist, Policy
 from scanner.limits import Limits
 from scanner.models import Severity, Status
-from scanner.pipeline import ScanOptions
+from scanner.pipeline import DETECTOR_RULES, ScanOptions
 from scanner.reports import Format, GroupBy
 from scanner.settings import KEY_OF, SettingsError, find_settings, load_settings
 from scanner.sources.remote import RegistryOptions
@@ -80,6 +80,8 @@ SCAN_OPTIONS = [
     click.option("--no-progress", is_flag=True, help="No progress bar."),
     click.option("--workers", type=click.IntRange(1, 256), help="Worker processes for layers [default: one per core]."),
     click.option("--cache-dir", type=click.Path(file_okay=False), help="Layer cache directory [default: ~/.cache/layerscan]."),
+    click.option("--cache-url", metavar="postgresql://...",
+                 help="Layer cache on a PostgreSQL server, shared by many workers (instead of --cache-dir)."),
     click.option("--no-cache", is_flag=True, help="Neither read nor write the layer cache."),
     click.option("--max-depth", type=click.IntRange(0, 32), default=_D.max_depth, show_default=True,
                  help="Nested archives: how deep to open."),
@@ -166,16 +168,18 @@ class Built:
 
 def build(opts: dict[str, Any]) -> Built:
     rules = load_rules(opts["extra_rules"])
-    if opts["disable_rule"]:
-        rules = rules.without(opts["disable_rule"])
+    disabled = set(opts["disable_rule"] or ())
+    if disabled - DETECTOR_RULES:  # the entropy and credential-file detectors' rules are turned off in the pipeline
+        rules = rules.without(disabled - DETECTOR_RULES)
     limits = Limits(max_depth=opts["max_depth"], max_file_size=opts["max_file_size"],
                     max_archive_bytes=opts["max_archive_bytes"], max_layer_bytes=opts["max_layer_bytes"],
                     max_ratio=opts["max_ratio"], max_image_bytes=opts["max_image_bytes"],
                     max_image_files=opts["max_image_files"])
     options = ScanOptions(reveal=opts.get("reveal", False), platform=opts["platform"], limits=limits,
                           workers=opts["workers"], registry=_registry(opts), timeout=opts["timeout"],
-                          show_triaged=opts.get("show_triaged", False))
-    cache = NullCache() if opts["no_cache"] else SqliteLayerCache(opts["cache_dir"] or default_cache_dir())
+                          show_triaged=opts.get("show_triaged", False),
+                          disabled=frozenset(disabled & DETECTOR_RULES))
+    cache = NullCache() if opts["no_cache"] else open_cache(opts.get("cache_url") or opts["cache_dir"])
     return Built(rules, options, cache, not opts["no_progress"] and sys.stderr.isatty())
 
 

@@ -12,6 +12,8 @@ from scanner.detectors.config import PAIR, ConfigScanner
 from scanner.detectors.content import ContentScanner
 from scanner.detectors.entropy import VERSION as ENTROPY_VERSION
 from scanner.detectors.entropy import EntropyDetector
+from scanner.detectors.entropy import ENTROPY_RULE, KEYWORD_RULE
+from scanner.detectors.files import RULES as FILE_RULES
 from scanner.detectors.files import VERSION as FILES_VERSION
 from scanner.detectors.files import CredentialFileDetector
 from scanner.detectors.known import RULES as KNOWN_RULES
@@ -28,6 +30,9 @@ from scanner.redact import scrub
 from scanner.sources.remote import RegistryOptions
 from scanner.sources.resolve import open_source
 from scanner.triage import Triage
+
+
+DETECTOR_RULES = frozenset({KEYWORD_RULE[0], ENTROPY_RULE[0], *FILE_RULES})  # rules that live in code, not YAML
 
 
 class Progress(Protocol):
@@ -58,6 +63,7 @@ class ScanOptions:
     registry: RegistryOptions = RegistryOptions()  # --insecure-registry, --ca-file, --username...
     timeout: Optional[float] = None  # wall-clock seconds for the whole scan (--timeout); None: none
     show_triaged: bool = False  # the table lists vendor / known-public findings (--show-triaged)
+    disabled: frozenset[str] = frozenset()  # --disable-rule ids of the entropy and credential-file detectors
 
 
 class _StreamSink:
@@ -146,6 +152,8 @@ class Scanner:
         findings = (self._layer_findings(image, scans, layer_infos)
                     + self._config_findings(image, config_hits, layer_infos))
         findings = [_with_provenance(f, image, history) for f in findings]
+        if self.options.disabled:
+            findings = [f for f in findings if f.hit.rule_id not in self.options.disabled]
         if self.triage is not None:  # vendor / known-public, confidence and priority
             findings = self.triage.apply(findings, scans)
         skipped = tuple(sk for s in scans for sk in s.skipped)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what the test suite needs: the real components (Docker engine, registry, skopeo,
 # umoci, zstd, htpasswd, a static busybox for the tests' base image, openssl, chromium for the
-# HTML report's browser test) and the package
+# HTML report's browser test, PostgreSQL for the shared layer cache) and the package
 # itself with its test extras. Idempotent, and quick when everything is already there.
 set -euo pipefail
 
@@ -10,7 +10,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON="${PYTHON:-python}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
-DEB_PACKAGES=(docker.io docker-registry skopeo umoci zstd apache2-utils busybox-static openssl chromium podman)
+DEB_PACKAGES=(docker.io docker-registry skopeo umoci zstd apache2-utils busybox-static openssl chromium podman
+              postgresql)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -41,8 +41,9 @@ from detect_secrets.util.filetype import determine_file_type
 from scanner.detectors.config import SECRET_NAME as CONFIG_SECRET_NAME
 from scanner.detectors.interface import Detector, Match
 from scanner.detectors.prefilter import ShapeFilter, hyperscan
-from scanner.detectors.signature import (context_only, is_documentation, is_placeholder, looks_like_identifier,
-                                        looks_like_text, looks_typed, shannon_entropy)
+from scanner.detectors.heuristics import (is_documentation, is_placeholder, looks_like_identifier, looks_like_text,
+                                         looks_typed, shannon_entropy)
+from scanner.detectors.signature import context_only
 from scanner.models import Confidence, DetectorKind, Severity
 
 KEYWORD_RULE = ("keyword-secret", "Secret assigned to a secret-named variable")
@@ -67,7 +68,7 @@ _NOT_SECRET_NAME = re.compile(
     r"marker|cursor|max|min)[_.-]?tokens?$"
     r"|(?:[_.-]?ids?|arn|name|type|file|path|dir|url|uri|len|length|size|count|ttl|expiry|expires|expiration|"
     r"blob|ciphertext|version|format|algorithm|field|header|prefix|label|description|enabled|required|"
-    r"manager|store|provider|method|mode|rotation|location|hint|policy|question|reset|changed)$|::")
+    r"manager|store|provider|method|mode|rotation|location|hint|policy|question|reset|changed)$|::|:.*:")  # ARNs
 LINE = 512  # bytes looked at on each side of a candidate place, within its line
 MIN_KEYWORD, MIN_ENTROPY = 8, 20  # shortest value reported by keyword, by entropy alone
 # files of checksums and pinned hashes: high entropy everywhere, secrets nowhere
@@ -78,13 +79,15 @@ _NOT_DATA = [re.compile(p) for p in (
     r"^(?:[a-z_][a-z0-9_]*|[A-Z][A-Z0-9_]*|[A-Za-z][a-z0-9]+(?:[A-Z][a-z0-9]+)*)"  # settings.DB_PASSWORD
     r"(?:\.(?:[a-z_][a-z0-9_]*|[A-Z][A-Z0-9_]*|[A-Za-z][a-z0-9]+(?:[A-Z][a-z0-9]+)*))+$",
     r"^[A-Za-z_$][\w$.:]*[\[(]",  # os.environ["X"], get_secret(, decode$1(
-    r"^[a-z_]+$", r"^_?[A-Za-z][a-z]+(?:[A-Z][a-z]+)*$", r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)+$", r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$",
+    r"^[a-z_]+$", r"^_?[A-Za-z][a-z]+(?:[A-Z][a-z]+)*$", r"^[a-z][a-z0-9]*(?:[_-][a-z0-9]+)+$",
+    r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$",
     r"^(?:~|\.{1,2})?/", r"^[A-Za-z][A-Za-z0-9+.-]*://", r"^\$[A-Za-z_{(]", r"^%[A-Za-z_]\w*%$",
     r"^[&*@][A-Za-z_][\w./-]*$", r"^\d+$", r"\{\{|\}\}|\$\{",
-    r"^arn:", r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", r"\s", r"\\[nrt0u]",  # ARNs, module:attr, text, escapes
-    r"^[A-Za-z_][A-Za-z0-9_]*=$", r"^:[a-z]+:", r"^:[A-Z_]+[)\]]?$", r"[^\x21-\x7e]",
+    r"^arn:", r"^[a-z_][a-z0-9_.]*:[A-Za-z_]\w*$", r"\s", r"\\[nrt0u]",  # ARNs, module:attr, text, escapes
+    r"^[A-Za-z_][A-Za-z0-9_]*=$", r"^:[a-z]+:", r"^:[A-Z0-9_]+[:)\]]", r"^:[A-Z_]+$", r"[^\x21-\x7e]", r"^[A-Z]+$",
     r"^[A-Za-z_][A-Za-z0-9_.]*[)\]}]", r"^[A-Za-z]+(?:-[A-Za-z]+){2,}$", r"^[A-Za-z]+[:./-][A-Za-z]+$",
-    r"\\[wdsWDS./-]|\[[A-Za-z0-9]-[A-Za-z0-9]|\\\\", r"&[a-z_]{2,}=", r"\|",  # regexes, queries, types
+    r"\\[wdsWDS./-]|\[[A-Za-z0-9]-[A-Za-z0-9]|\\\\", r"&[a-z_]{2,}=", r"\|", r"^[\[(]",  # regexes, queries, types
+    r"^[a-z][a-z0-9_./-]*!?\*$|^\*[a-z]", r"^[a-z0-9-]+(?:/[a-z0-9-]+)+$",  # globs and relative paths
 )]
 _CONFIG_LIKE = {"", ".env", ".sh", ".bash", ".zsh", ".rc", ".txt", ".service", ".envrc", ".secrets",
                 ".credentials", ".config", ".list", ".dockerfile", ".tfvars", ".hcl"}
@@ -110,9 +113,9 @@ class EntropyDetector(Detector):
         self.signature = signature
         # values with a provider's prefix are that rule's to judge (a `ghp_` with a bad checksum is no token)
         rules = getattr(signature, "rules", None)
-        self._prefixes = tuple(sorted({k.decode("latin-1") for r in (rules.rules if rules else ()) if not context_only(r)
-                                       for k in r.keywords if len(k) >= 4 or (len(k) == 3 and not k.isalpha())}
-                                      | {"eyj"}))
+        keywords = {k for r in (rules.rules if rules else ()) if not context_only(r) for k in r.keywords}
+        self._prefixes = tuple(sorted({k.decode("latin-1") for k in keywords
+                                       if len(k) >= 4 or (len(k) == 3 and not k.isalpha())} | {"eyj"}))
         self.keyword = KeywordDetector()
         self.base64 = Base64HighEntropyString(limit=4.5)
         self.hex = HexHighEntropyString(limit=3.0)
@@ -149,11 +152,12 @@ class EntropyDetector(Detector):
         if path is not None and (_CHECKSUM_FILES.search(path) or is_lock_file(path) or is_documentation(path)):
             return iter(())
         # a config value (no path): the config detector checks the names it knows (`*_PASSWORD`)
-        config = path is None
-        groups = CONFIG_DENYLIST_REGEX_TO_GROUP if config else _groups(path)
+        config, binary = path is None, b"\0" in buf
+        # config values and a binary's C strings read like config files (`NAME=value`)
+        groups = CONFIG_DENYLIST_REGEX_TO_GROUP if config or binary else _groups(path)
         quoted = groups is not CONFIG_DENYLIST_REGEX_TO_GROUP  # source code: only quoted values are data
         found: list[Match] = []
-        for start, end in self.candidates(buf, binary=b"\0" in buf):
+        for start, end in self.candidates(buf, binary):
             line = buf[start:end]
             taken = self._taken(line)
             for at, value, rule in self._values(line.decode("latin-1"), groups, config, quoted):

@@ -4,14 +4,14 @@
 |---|---|
 | `.npmrc`, `.yarnrc(.yml)` | `_authToken`, `_auth`, `_password`, `npmAuthToken`, `npmAuthIdent` values |
 | `.pypirc` | `password` of every index |
-| `.docker/config.json`, `containers/auth.json` | `auth` (base64 `user:password`, decoded and checked), `identitytoken`, `registrytoken` |
+| `.docker/config.json`, `containers/auth.json` | `auth` (base64 `user:password`, decoded, checked), `identitytoken` |
 | `.git-credentials` | the password of each `scheme://user:password@host` line |
 | `.aws/credentials`, `.aws/config` | `aws_secret_access_key`, `aws_session_token` |
-| kubeconfig (`.kube/config`, `*kubeconfig*`, `/etc/kubernetes/*.conf`) | `token`, `password`, `client-key-data`, auth-provider tokens and secrets |
+| kubeconfig (`.kube/config`, `*kubeconfig*`, `/etc/kubernetes/*.conf`) | `token`, `password`, `client-key-data`... |
 | `.netrc`, `_netrc` | `password` of each machine |
 | `.pgpass` | the password field of each `host:port:db:user:password` line |
 | `/etc/shadow`, `/etc/gshadow` (and their `-` backups) | entries holding a real crypt hash (not `*`, `!`, `x`) |
-| any path | Java keystores holding a private or secret key (JKS, JCEKS: magic bytes), PKCS#12 files holding a key bag, DER private keys named `*.key`/`*.der` |
+| any path | JKS/JCEKS keystores with a key entry, PKCS#12 with a key bag (magic bytes); DER keys `*.key`/`*.der` |
 
 A PEM private key (SSH host and user keys, TLS keys) is found by the signature rules wherever it
 sits; the value a rule reports is not reported again here (one secret, one finding).
@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Optional
 
 from scanner.detectors.interface import Detector, Match
 from scanner.detectors.keyblocks import b64decode
-from scanner.detectors.signature import is_placeholder
+from scanner.detectors.heuristics import is_placeholder
 from scanner.models import Confidence, DetectorKind, Severity
 
 VERSION = "files-1"  # part of the layer cache key: bump when findings change

@@ -1,9 +1,7 @@
 """The signature detector: keyword prefilter, regex, entropy floor, validator, allowlists."""
 from __future__ import annotations
 
-import math
 import re
-from collections import Counter
 from functools import lru_cache
 from typing import Iterator, Optional
 
@@ -12,152 +10,22 @@ try:
 except ImportError:  # pragma: no cover - Python 3.10
     import sre_parse as _sre_parse  # type: ignore[no-redef]
 
-from detect_secrets.filters.heuristic import is_sequential_string, is_templated_secret
-
+from scanner.detectors.heuristics import (  # noqa: F401 - is_placeholder, shannon_entropy: public here too
+    QUOTES,
+    in_type_name,
+    is_documentation,
+    is_placeholder,
+    is_source_code,
+    looks_like_identifier,
+    looks_like_text,
+    looks_typed,
+    shannon_entropy,
+)
 from scanner.detectors.interface import Detector, Match
 from scanner.detectors.prefilter import make_prefilter, shape_filters
 from scanner.detectors.rules import Rule, RuleSet
 from scanner.detectors.validators import VALIDATORS
 from scanner.models import DetectorKind
-
-# Values that stand in for a secret in templates and docs. Whole-value matches, lower-case.
-_PLACEHOLDERS = {
-    b"changeme", b"change-me", b"change_me", b"password", b"secret", b"example", b"redacted",
-    b"your-key-here", b"your_key_here", b"yourkeyhere", b"your-token-here", b"your_token_here",
-    b"none", b"null", b"true", b"false", b"undefined", b"todo", b"fixme", b"dummy", b"test",
-}
-# Marks of a documentation value anywhere in it (`wJalr...EXAMPLEKEY`, `EXAMPLE-PASSWORD`, `my-dummy-key`)
-_MARKS = (b"example", b"sample", b"dummy", b"placeholder", b"changeme", b"change_me", b"redacted",
-          b"xxxx", b"****", b"...")
-# The words example passwords are made of, once digits, punctuation and l33t are taken out
-_WORDS = {b"password", b"passwd", b"passphrase", b"secret", b"topsecret", b"pass", b"admin", b"root",
-          b"letmein", b"qwerty", b"welcome", b"default", b"changeit", b"test", b"demo", b"foobar", b"mypassword",
-          b"mysecret", b"supersecret", b"secretkey", b"secretpassword", b"anonymous", b"guest", b"user"}
-_LEET = bytes.maketrans(b"01345$7@", b"oieassta")
-_NOT_LETTERS = re.compile(rb"[^a-z]")
-# printf / Go / str.format fields (`wrong%d`, `%vHTTP2_...`, `{0}`), not a `%` in a random password
-_FORMAT_FIELD = re.compile(rb"^%[sdvwq]|%[sd]$|\{[0-9]?\}")
-# Documentation files: context-only rules (no prefix, no validator) do not run there, since the
-# passwords and tokens in docs are examples. Provider tokens and keys are still found in them.
-_DOC_EXT = re.compile(r"(?i)\.(?:rst|md|markdown|mdx|adoc|asciidoc|rdoc|org|texi|texinfo|info|pod|html?)(?:\.gz)?$")
-_DOC_NAME = re.compile(r"(?i)^(?:readme|changelog|changes|news|history)(?:\.(?:txt|md|rst|gz))?$"
-                       r"|^(?:METADATA|PKG-INFO)$"  # a Python package's long description
-                       r"|^(?!.*\.so\b)[^/]*(?<![0-9])\.[1-9][a-z]{0,3}(?:\.gz)?$")  # man pages: ls.1, Net::SSLeay.3pm
-# templates and examples: .env.example, config.sample.yml, settings.py.dist, examples-1.json
-_TEMPLATE_NAME = re.compile(r"(?i)(?:^|[._-])(?:example|examples|sample|samples|template|tmpl|tpl|dist)(?:[._-]|$)")
-
-
-_CODE_EXT = re.compile(r"(?i)\.(?:py|pyi|js|mjs|cjs|jsx|ts|mts|cts|tsx|java|kt|scala|groovy|go|rb|php|c|h|cc|cpp|"
-                       r"hpp|cs|rs|swift|m|mm|pl|pm|lua|dart|vue|svelte|map)$")  # .map: source maps hold code
-QUOTES = (b'"', b"'", b"`")
-
-
-def is_source_code(path: Optional[str]) -> bool:
-    """Source code: `key: Type` and `key = name` there are code; only a quoted value is data."""
-    return bool(path) and bool(_CODE_EXT.search(path))
-
-
-def is_documentation(path: Optional[str]) -> bool:
-    if not path:
-        return False
-    name = path.rpartition("/")[2]
-    return bool(_DOC_EXT.search(path) or _DOC_NAME.match(name) or _TEMPLATE_NAME.search(name))
-
-
-def looks_typed(value: bytes) -> bool:
-    """Alphabet and digit walks people type for examples (`abcd1234`, `a1b2c3d4`, `AB1C2defGH`): a
-    third of neighbours (or of characters two apart) ascending; random text has about 3%."""
-    t = value.lower()
-    n = len(t)
-    if n < 8 or n > 512:
-        return False
-
-    def ascending(lag: int) -> float:
-        hits = sum(1 for a, b in zip(t, t[lag:]) if b == a + 1 and (97 <= a < 122 or 48 <= a < 57))
-        return hits / (n - lag)
-
-    return ascending(1) >= 0.3 or ascending(2) >= 0.3
-
-
-_WORD = re.compile(rb"[A-Z]?[a-z]{3,}")
-_FOUR_CONSONANTS = re.compile(rb"[^aeiouy]{4}")
-_WEAK = (b"password", b"secret", b"passwd")
-
-
-def _wordlike(run: bytes) -> bool:
-    low = run.lower()
-    return sum(c in b"aeiouy" for c in low) >= 0.3 * len(low) and not _FOUR_CONSONANTS.search(low)
-
-
-_IDENT_PART = re.compile(rb"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
-_IDENT = re.compile(rb"_?[A-Za-z][A-Za-z_.]*[0-9]{0,4}")
-_SHORT_WORDS = {b"id", b"io", b"db", b"of", b"to", b"by", b"is", b"on", b"in", b"at", b"or", b"ok", b"v"}
-_NO_VOWEL_RUN = re.compile(rb"[^aeiouyAEIOUY]{5}")
-
-
-def looks_like_identifier(value: bytes) -> bool:
-    """A name from code, not a generated value: `_DSAPrivateKey`, `AWSAccessKeyId`, `rsa.RSAPrivateKey`,
-    `PrivateKeyFlagsV2`: camel- or snake-case words of 3+ letters with vowels, acronyms of up to 5
-    letters, digits only at the end. Random base62 strings of 12+ characters pass it 99% of the time."""
-    if len(value) < 10 or not _IDENT.fullmatch(value):
-        return False
-    tokens = [t for part in re.split(rb"[_.]", value) for t in _IDENT_PART.findall(part) if not t.isdigit()]
-    for t in tokens:
-        if t.isupper():
-            if len(t) > 5:
-                return False
-        elif len(t) < 3 and t.lower() not in _SHORT_WORDS:
-            return False
-        elif not any(c in b"aeiouyAEIOUY" for c in t) or _NO_VOWEL_RUN.search(t):
-            return False
-    return sum(1 for t in tokens if len(t) >= 3 and not t.isupper()) >= 2
-
-
-def looks_like_text(value: bytes) -> bool:
-    """Not a generated secret: mostly words (`Mustbe8characters`, `DeviceCodeCredentialDelete...`),
-    a weak word in l33t (`N0tSoS3cretP4ssw0rd`), or repetitive (`GPL-1.0GPL-2.0GPL-3.0...`).
-    Random base62 or lower-case+digit strings of 12+ characters pass it 99.5% of the time."""
-    n = len(value)
-    if n >= 12 and sum(c in b"0123456789" for c in value) <= 0.15 * n:
-        words = [w for w in _WORD.findall(value) if _wordlike(w)]
-        if len(words) >= 2 and sum(map(len, words)) >= 0.75 * n:
-            return True
-    if n <= 40:
-        letters = _NOT_LETTERS.sub(b"", value.lower().translate(_LEET))
-        if any(w in letters for w in _WEAK):
-            return True
-    if n >= 24:
-        grams = [value[i:i + 3] for i in range(n - 2)]
-        return len(set(grams)) < 0.6 * len(grams)
-    return False
-
-
-def shannon_entropy(data: bytes) -> float:
-    if not data:
-        return 0.0
-    n = len(data)
-    return -sum(c / n * math.log2(c / n) for c in Counter(data).values())
-
-
-def is_placeholder(secret: bytes) -> bool:
-    """Templated, indirect or obviously fake values (`${X}`, `{{ x }}`, `<token>`, `xxxx`, `changeme`,
-    `EXAMPLEKEY`, `P@55w0rd!`, `abcd1234`, `wrong%d`)."""
-    low = secret.lower().strip(b"'\"\\")
-    if low in _PLACEHOLDERS or len(set(low)) <= 2:
-        return True
-    if low.startswith((b"${", b"$(", b"{{", b"<", b"%(", b"#{")) or low.endswith((b"}}", b">")):
-        return True
-    if any(mark in low for mark in _MARKS) or _FORMAT_FIELD.search(secret):
-        return True
-    if len(low) <= 32 and (_NOT_LETTERS.sub(b"", low) in _WORDS or _NOT_LETTERS.sub(b"", low.translate(_LEET)) in _WORDS):
-        return True
-    text = secret.decode("latin-1")
-    return is_templated_secret(text) or bool(_CALL.match(text)) or is_sequential_string(text)
-
-
-# an indirect reference: get_secret(), env["X"], `password = get_secret()`
-_CALL = re.compile(r"^(?:[\w.]+\s*[=:]\s*)?[A-Za-z_][\w.]*[\[(]\S*[\])]$")
-
 
 _PREFIXED = re.compile(rb"\(\?P<secret>(?:\(\?:)?[A-Za-z0-9_.-]{3}")
 
@@ -258,19 +126,6 @@ class SignatureDetector(Detector):
             if secret and accept(rule, secret):
                 found.append(Match(rule.id, DetectorKind.SIGNATURE, rule.severity, rule.title,
                                    m.start("secret"), m.end("secret"), secret))
-
-
-_NAME_TAIL = re.compile(rb"[A-Za-z0-9_.:*-]{1,80}$")
-
-
-def in_type_name(buf: bytes, at: int) -> bool:
-    """The name a context rule matched is part of a type or resource name, not a variable:
-    `AWS::SecretsManager::Secret`, `arn:aws:secretsmanager:...:secret:name`."""
-    m = _NAME_TAIL.search(buf, max(0, at - 80), at)
-    if m is None:
-        return False
-    name = m.group()
-    return b"::" in name or (name.endswith(b":") and name.count(b":") >= 2)
 
 
 def _never(rule: Rule) -> bool:

@@ -15,7 +15,7 @@ import signal
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from multiprocessing import get_context
-from typing import BinaryIO, Callable, Optional, Sequence
+from typing import BinaryIO, Callable, Iterator, Optional, Protocol, Sequence
 
 from scanner.cache import LayerCache, NullCache, cache_key
 from scanner.detectors.content import ContentScanner
@@ -60,10 +60,19 @@ def verify_layer(layer: Layer, cached: LayerScan) -> str:
     return "sha256:" + raw.hash.hexdigest()
 
 
+class LayerExecutor(Protocol):
+    """Somewhere else to run the layer scans the cache lacks (a Dask cluster): each layer scanned by
+    `scan_layer` exactly as a worker process would, every layer given back once, in any order."""
+
+    def scan(self, layers: Sequence[Layer], content: ContentScanner,
+             limits: Limits) -> Iterator[tuple[Layer, LayerScan]]: ...
+
+
 class LayerRunner:
     def __init__(self, content: ContentScanner, rules_digest: str, limits: Limits = Limits(),
                  cache: Optional[LayerCache] = None, workers: Optional[int] = None,
                  use_cached_values: bool = True) -> None:
+        self.executor: Optional[LayerExecutor] = None  # None: this machine's worker processes
         self.content, self.limits = content, limits
         self.rules_digest = rules_digest
         self.cache = cache or NullCache()
@@ -161,6 +170,11 @@ class LayerRunner:
         return self.cache.get(cache_key(layer.diff_id, self.rules_digest, self.limits), layer.index)
 
     def _run(self, todo: list[Layer], advance: Callable[[int], None]):
+        if self.executor is not None and todo:
+            for layer, scan in self.executor.scan(todo, self.content, self.limits):
+                advance(layer.blob.size)
+                yield layer, scan
+            return
         big = sum(layer.blob.size for layer in todo)
         if self.workers <= 1 or len(todo) <= 1 or big < POOL_MIN_BYTES:
             for layer in todo:

@@ -1,0 +1,116 @@
+"""Keyword and entropy detection on candidate lines (detect-secrets' plugins, our filters)."""
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from detect_secrets.settings import get_settings
+
+from scanner.detectors.entropy import ENTROPY_RULE, KEYWORD_RULE, EntropyDetector
+from scanner.detectors.rules import load_rules
+from scanner.detectors.signature import SignatureDetector
+from scanner.models import DetectorKind
+from tests.corpus.material import Rand
+
+RULES = load_rules()
+SIGNATURE = SignatureDetector(RULES)
+DETECTOR = EntropyDetector(SIGNATURE)
+R = Rand("entropy-tests")
+PASSWORD = R.password(18)
+TOKEN = R.b64(48)
+
+
+def found(text: str | bytes, path: str | None = "/app/config.env", detector: EntropyDetector = DETECTOR) -> list[bytes]:
+    buf = text.encode() if isinstance(text, str) else text
+    return [m.secret for m in detector.scan(buf, path)]
+
+
+@pytest.mark.parametrize("text,path", [
+    (f"DB_KEY={PASSWORD}\n", "/app/.env"),
+    (f"CLIENT_KEY={PASSWORD}\n", "/srv/app/settings.conf"),
+    (f'{{"service_key": "{PASSWORD}", "region": "eu"}}\n', "/app/app.json"),
+    (f"database_key: {PASSWORD}\n", "/app/db.yaml"),
+    (f'account_key = "{PASSWORD}"\n', "/app/settings.py"),
+    (f"CLIENT_KEY=~{PASSWORD}\n", "/app/.env"),  # a value starting with a symbol, which detect-secrets passes over
+    (f'var cfg={{CLIENT_KEY:"{PASSWORD}"}};', "/app/static/bundle.min.js"),
+], ids=["env-file", "conf", "json", "yaml", "python-quoted", "leading-symbol", "minified-js"])
+def test_keyword_secrets_without_a_vendor_prefix(text: str, path: str) -> None:
+    secrets = found(text, path)
+    assert len(secrets) == 1 and secrets[0] in text.encode()
+    (m,) = DETECTOR.scan(text.encode(), path)
+    assert (m.rule_id, m.detector) == (KEYWORD_RULE[0], DetectorKind.KEYWORD)
+    assert text.encode()[m.start:m.end] == m.secret
+
+
+def test_high_entropy_value_of_a_secret_ish_name() -> None:
+    (m,) = DETECTOR.scan(f'credentials = "{TOKEN}"\n'.encode(), "/app/client.toml")
+    assert (m.rule_id, m.secret) == (ENTROPY_RULE[0], TOKEN.encode())
+    assert m.detector is DetectorKind.ENTROPY
+
+
+def test_binary_c_strings_count_and_go_string_tables_do_not() -> None:
+    c_string = b"\x7fELF\x02\x01" + b"\x00" * 40 + f"CLIENT_KEY={PASSWORD}".encode() + b"\x00" + b"\x01" * 40
+    assert found(c_string, "/usr/local/bin/app") == [PASSWORD.encode()]
+    table = b"\x7fELF\x00" + b"A" * 600 + f"NodeStageSecretRefCLIENT_KEY:{PASSWORD}AllocatedResources".encode() + b"B" * 600
+    assert found(table, "/usr/local/bin/app") == []
+
+
+def test_config_values_leave_the_names_the_config_detector_knows() -> None:
+    assert found(f"CLIENT_KEY={PASSWORD}", None) == [PASSWORD.encode()]
+    assert found(f"DB_PASSWORD={PASSWORD}", None) == []  # config.py's named-secret check reports it
+
+
+@pytest.mark.parametrize("text,path", [
+    ("DB_KEY=${DB_KEY}\n", "/app/.env"),
+    ("client_key: {{ .Values.clientKey }}\n", "/app/values.yaml"),
+    ("CLIENT_KEY=changeme\n", "/app/.env"),
+    ("CLIENT_KEY=your-key-here\n", "/app/.env"),
+    ("service_key = get_service_key()\n", "/app/conf.ini"),
+    ("client_key = settings.CLIENT_KEY\n", "/app/conf.ini"),
+    ("private_key: RSAPrivateKeyWithSerialization,\n", "/app/crypto.py"),  # a type annotation
+    ("client_key = load(path)\n", "/app/app.py"),
+    ('ACCESS_KEY = "AWSAccessKeyId"\n', "/app/credentials.py"),
+    (f'"NextToken": "{TOKEN}",\n', "/app/response.json"),
+    (f'"ClientSecretArn": "{TOKEN}",\n', "/app/response.json"),
+    ('"credentials": "arn:aws:secretsmanager:us-west-2:123456789012:secret:db-a1b2c3",\n', "/app/x.json"),
+    ('"credentials": "550e8400-e29b-41d4-a716-446655440000",\n', "/app/x.json"),
+    ('"private_key_file": "/etc/ssl/private/server.key",\n', "/app/x.json"),
+    (f"CLIENT_KEY={PASSWORD}\n", "/app/README.md"),  # documentation
+    (f"CLIENT_KEY={PASSWORD}\n", "/app/.env.example"),  # a template
+    (f'"integrity": "sha512-{TOKEN}",\n"credentials": "{TOKEN}"\n', "/app/package-lock.json"),
+    (f"credentials = {TOKEN}\n", "/usr/lib/python3/dist-packages/x-1.0.dist-info/RECORD"),
+    ("GITHUB_CREDENTIALS=ghp_R7kq2Lw9ZxT4mVb8Nc3Hs6Pd1Fj5GyAAAAAA\n", "/app/.env"),  # a provider's, bad checksum
+    ("CLIENT_KEY=abcd1234efgh5678ijkl\n", "/app/.env"),  # typed, not generated
+    ("CLIENT_KEY=Mustbe8characters\n", "/app/.env"),
+    ("client_key: amazon-bedrock-ide/*\n", "/app/policy.yaml"),
+    ('service_key = "%s"\n', "/app/x.conf"),
+], ids=lambda v: v if v.startswith("/") else None)
+def test_decoys_stay_silent(text: str, path: str) -> None:
+    assert found(text, path) == []
+
+
+def test_what_a_rule_reports_is_not_reported_again() -> None:
+    text = f"DB_PASSWORD={PASSWORD}\nGITHUB_TOKEN=ghp_R7kq2Lw9ZxT4mVb8Nc3Hs6Pd1Fj5Gy0Kq7mJ3\n".encode()
+    assert [m.secret for m in SIGNATURE.scan(text, "/app/.env") if m.rule_id == "generic-password"] == [PASSWORD.encode()]
+    assert found(text, "/app/.env") == []
+    assert found(text, "/app/.env", EntropyDetector()) == [PASSWORD.encode()]  # alone, it would
+
+
+def test_candidates_only_where_a_secret_ish_name_is_assigned() -> None:
+    filler = b"the quick brown fox jumps over the lazy dog\n" * 2000
+    assert DETECTOR.candidates(filler) == []
+    buf = filler + f"CLIENT_KEY={PASSWORD}\n".encode() + filler
+    (span,) = DETECTOR.candidates(buf)
+    assert buf[span[0]:span[1]] == f"CLIENT_KEY={PASSWORD}".encode()
+
+
+def test_no_process_wide_detect_secrets_settings() -> None:
+    before = get_settings().json()
+    found(f"CLIENT_KEY={PASSWORD}\n")
+    found(f'credentials = "{TOKEN}"\n', "/app/client.toml")
+    assert get_settings().json() == before
+
+
+def test_pickles_for_worker_processes() -> None:
+    clone = pickle.loads(pickle.dumps(DETECTOR))
+    assert found(f"CLIENT_KEY={PASSWORD}\n", detector=clone) == [PASSWORD.encode()]
