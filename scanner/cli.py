@@ -288,8 +288,22 @@ def list_rules(extra_rules: tuple[str, ...]) -> int:
     rules = load_rules(extra_rules)
     for r in rules.rules:
         click.echo(f"{r.id:40} {r.severity.value:8} {r.title}  [{r.source}]")
-    click.echo(f"{len(rules)} rules, rule set {rules.digest[:12]}")
+    built_in = built_in_detector_rules()
+    for rule_id, severity, title, detector in built_in:
+        click.echo(f"{rule_id:40} {severity:8} {title}  [{detector} detector]")
+    click.echo(f"{len(rules)} signature rules (rule set {rules.digest[:12]}) and {len(built_in)} detector rules")
     return ExitCode.CLEAN
+
+
+def built_in_detector_rules() -> list[tuple[str, str, str, str]]:
+    """The rules of the code detectors (keyword/entropy, credential files, config names)."""
+    from scanner.detectors import config, entropy, files
+
+    out = [(rid, sev.value, title, "file") for rid, (sev, title) in files.RULES.items()]
+    out += [(entropy.KEYWORD_RULE[0], "medium", entropy.KEYWORD_RULE[1], "keyword"),
+            (entropy.ENTROPY_RULE[0], "medium", entropy.ENTROPY_RULE[1], "entropy"),
+            (config.NAME_RULE[0], "high", config.NAME_RULE[1], "config")]
+    return out
 
 
 def main(argv: Optional[list[str]] = None) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from scanner.cli import built_in_detector_rules
+
 from scanner import __version__
 from scanner.cli import main
 from scanner.detectors.interface import DetectorError
@@ -238,8 +240,10 @@ def test_rules_lists_rules(capsys, unit_rules_path):
     assert f"{'unit-aws-key-id':40} critical AWS access key id (unit)  [unit.yaml]" in lines
     assert f"{'unit-github-pat':40} high     GitHub token (unit)  [unit.yaml]" in lines
     assert f"{'unit-private-key':40} critical Private key (unit)  [unit.yaml]" in lines
-    m = re.fullmatch(r"(\d+) rules, rule set [0-9a-f]{12}", lines[-1])
-    assert m and int(m.group(1)) == len(lines) - 1
+    m = re.fullmatch(r"(\d+) signature rules \(rule set [0-9a-f]{12}\) and (\d+) detector rules", lines[-1])
+    assert m and int(m.group(1)) + int(m.group(2)) == len(lines) - 1
+    assert f"{'docker-config-credential':40} critical Registry credential in a Docker/Podman auth file  " \
+           "[file detector]" in lines
 
 
 def test_rules_lists_the_builtin_rules(capsys):
@@ -249,8 +253,11 @@ def test_rules_lists_the_builtin_rules(capsys):
         pytest.skip(f"no built-in rules yet ({exc})")
     code, out, err = run(capsys, "rules")
     assert (code, err) == (0, "")
-    assert out.splitlines()[-1] == f"{len(builtin)} rules, rule set {builtin.digest[:12]}"
-    assert [line.split()[0] for line in out.splitlines()[:-1]] == [r.id for r in builtin.rules]
+    detector_rules = built_in_detector_rules()
+    assert out.splitlines()[-1] == (f"{len(builtin)} signature rules (rule set {builtin.digest[:12]}) "
+                                    f"and {len(detector_rules)} detector rules")
+    assert [line.split()[0] for line in out.splitlines()[:-1]] == \
+        [r.id for r in builtin.rules] + [d[0] for d in detector_rules]
 
 
 def test_version(capsys):
