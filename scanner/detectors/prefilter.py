@@ -16,6 +16,21 @@ except ImportError:  # pragma: no cover - depends on the platform's wheels
     hyperscan = None
 
 KeywordEnds = dict[int, list[int]]  # keyword index -> offsets just past each occurrence
+KeywordRuns = dict[int, list[list[int]]]  # keyword index -> [first end, last end] of each cluster
+RUN_GAP = 64  # occurrences of a keyword this close together make one cluster (one window)
+
+
+def runs_of(found: KeywordEnds, gap: int = RUN_GAP) -> KeywordRuns:
+    out: KeywordRuns = {}
+    for kid, ends in found.items():
+        runs: list[list[int]] = []
+        for end in sorted(ends):
+            if runs and end - runs[-1][1] <= gap:
+                runs[-1][1] = end
+            else:
+                runs.append([end, end])
+        out[kid] = runs
+    return out
 
 
 class PythonPrefilter:
@@ -33,6 +48,9 @@ class PythonPrefilter:
                 out.setdefault(i, []).append(at + len(k))
                 at = low.find(k, at + 1)
         return out
+
+    def find_runs(self, buf: bytes) -> KeywordRuns:
+        return runs_of(self.find(buf))
 
 
 class HyperscanPrefilter:
@@ -54,6 +72,23 @@ class HyperscanPrefilter:
 
         def on_match(kid: int, start: int, end: int, flags: int, context: object) -> None:
             out.setdefault(kid, []).append(end)
+
+        if buf:
+            self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch)
+        return out
+
+    def find_runs(self, buf: bytes) -> KeywordRuns:
+        """`runs_of(find(buf))`, clustered as the matches arrive (in order of their end)."""
+        out: KeywordRuns = {}
+
+        def on_match(kid: int, start: int, end: int, flags: int, context: object) -> None:
+            runs = out.get(kid)
+            if runs is None:
+                out[kid] = [[end, end]]
+            elif end - runs[-1][1] <= RUN_GAP:
+                runs[-1][1] = end
+            else:
+                runs.append([end, end])
 
         if buf:
             self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch)

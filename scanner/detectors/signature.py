@@ -81,11 +81,14 @@ class SignatureDetector(Detector):
 
     def windows(self, buf: bytes) -> dict[int, list[tuple[int, int]]]:
         """Per rule index, the merged byte ranges of `buf` around its keywords."""
-        starts: dict[int, list[int]] = {}
-        for kid, ends in self.prefilter.find(buf).items():
+        runs: dict[int, list[tuple[int, int]]] = {}
+        for kid, clusters in self.prefilter.find_runs(buf).items():
+            klen = self._keyword_len[kid]
+            spans = [(first - klen, last - klen) for first, last in clusters]
             for ri in self._keyword_rules[kid]:
-                starts.setdefault(ri, []).extend(e - self._keyword_len[kid] for e in ends)
-        return {ri: _merge(sorted(offsets), self._span[ri], len(buf)) for ri, offsets in starts.items()}
+                runs.setdefault(ri, []).extend(spans)
+        size = len(buf)
+        return {ri: _merge_runs(sorted(spans), self._span[ri], size) for ri, spans in runs.items()}
 
     def candidate_rules(self, buf: bytes) -> list[Rule]:
         shaped = [rule for rule, shape, _ in self._shaped if shape.find(buf)]
@@ -141,6 +144,19 @@ def _merge(keyword_starts: list[int], width: int, size: int) -> list[tuple[int, 
         else:
             spans.append((lo, hi))
     return spans
+
+
+def _merge_runs(runs: list[tuple[int, int]], width: int, size: int) -> list[tuple[int, int]]:
+    """Windows around clusters of keyword starts: [first - width, last + width], merged."""
+    spans: list[list[int]] = []
+    for first, last in runs:
+        lo, hi = first - width, last + width
+        if spans and lo <= spans[-1][1]:
+            if hi > spans[-1][1]:
+                spans[-1][1] = hi
+        else:
+            spans.append([lo, hi])
+    return [(lo if lo > 0 else 0, hi if hi < size else size) for lo, hi in spans]
 
 
 def most_severe_per_span(matches: list[Match]) -> Iterator[Match]:
