@@ -70,6 +70,16 @@ def decode(text: str, layer_index: int) -> LayerScan:
         packages=tuple(PackageDb(p, m, f) for p, m, f in d.get("packages", ())))
 
 
+def decode_row(row: Optional[tuple], layer_index: int) -> Optional[LayerScan]:
+    """A store's row (or None) as a LayerScan; an entry from a broken write reads as a miss."""
+    if row is None:
+        return None
+    try:
+        return decode(row[0], layer_index)
+    except (ValueError, KeyError, TypeError):
+        return None  # scan again
+
+
 class LayerCache(abc.ABC):
     @abc.abstractmethod
     def get(self, key: str, layer_index: int) -> Optional[LayerScan]:
@@ -107,12 +117,7 @@ class SqliteLayerCache(LayerCache):
             row = self._db.execute("SELECT scan FROM layers WHERE key = ?", (key,)).fetchone()
         except sqlite3.Error as exc:
             raise CacheError(f"layer cache read failed: {exc}") from None
-        if row is None:
-            return None
-        try:
-            return decode(row[0], layer_index)
-        except (ValueError, KeyError, TypeError):
-            return None  # an entry from a broken write: scan again
+        return decode_row(row, layer_index)
 
     def put(self, key: str, scan: LayerScan) -> None:
         try:

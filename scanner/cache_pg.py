@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Optional
 
-from scanner.cache import CacheError, LayerCache, decode, encode
+from scanner.cache import CacheError, LayerCache, decode_row, encode
 from scanner.models import LayerScan
 
 SCHEMES = ("postgresql://", "postgres://")
@@ -43,12 +43,7 @@ class PostgresLayerCache(LayerCache):
             row = self._db.execute(f"SELECT scan FROM {TABLE} WHERE key = %s", (key,)).fetchone()
         except self._errors as exc:
             raise CacheError(f"layer cache read failed ({self.where}): {_first_line(exc)}") from None
-        if row is None:
-            return None
-        try:
-            return decode(row[0], layer_index)
-        except (ValueError, KeyError, TypeError):
-            return None  # an entry from a broken write: scan again
+        return decode_row(row, layer_index)
 
     def put(self, key: str, scan: LayerScan) -> None:
         try:
