@@ -6,9 +6,10 @@ to secret-named variables, with the regexes detect-secrets picks by file type;
 `Base64HighEntropyString` and `HexHighEntropyString` measure values that a secret-named variable
 holds; its heuristic filters drop templates, indirect references, UUIDs, ids and sequences.
 
-Cheap before expensive: one Hyperscan pass (prefilter mode, `ShapeFilter`) finds where a
-secret-ish name is assigned a value; only the lines around those places are decoded and analysed.
-Without Hyperscan, the same shape is searched with `re` over the buffer: same findings, slower.
+Cheap before expensive: the signature detector's one Hyperscan pass (prefilter mode) also finds
+where a secret-ish name is assigned a value (`SHAPE`); only the lines around those places are
+decoded and analysed. Without Hyperscan, the same shape is searched with `re` over the buffer:
+same findings, slower.
 
 What the signature rules report is left to them: a value a rule matches on the same line is
 not reported again (one secret, one finding).
@@ -40,7 +41,7 @@ from detect_secrets.util.filetype import determine_file_type
 
 from scanner.detectors.config import SECRET_NAME as CONFIG_SECRET_NAME
 from scanner.detectors.interface import Detector, Match
-from scanner.detectors.prefilter import ShapeFilter, hyperscan
+from scanner.detectors.prefilter import make_rule_prefilter
 from scanner.detectors.heuristics import (is_documentation, is_placeholder, looks_like_identifier, looks_like_text,
                                          looks_typed, shannon_entropy)
 from scanner.detectors.signature import context_only
@@ -60,6 +61,11 @@ SHAPE = rb"(?i)" + (_NAME + r"[a-z0-9_.-]{0,24}" + _OPERATOR + r"[^\s\"'`,;]{8}"
 _SHAPE = re.compile(SHAPE)
 # the text just left of a value that makes it the value of a secret-named variable
 _LEFT = re.compile(r"(?i)(?P<name>[a-z0-9_.:*-]{0,40}" + _NAME + r"[a-z0-9_.-]{0,24})" + _OPERATOR + r"$")
+# the same, found fast: the secret-ish word first (a literal start the engine can skip to), then the
+# variable name's start by walking left over its characters (`_left_name`)
+_LEFT_CORE = re.compile(r"(?i)(?P<core>" + _NAME + r"[a-z0-9_.-]{0,24})" + _OPERATOR + r"$")
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:*-")
+LEFT_REACH = 120  # how far left of a value its variable name may start
 _KEYWORD_NAME = re.compile("(?i)(?:" + "|".join(DENYLIST) + ")")  # detect-secrets' own list
 # names that say "secret" but hold something else: pagination and request tokens, ids, file names
 _NOT_SECRET_NAME = re.compile(
@@ -84,7 +90,7 @@ _NOT_DATA = [re.compile(p) for p in (
     r"^(?:~|\.{1,2})?/", r"^[A-Za-z][A-Za-z0-9+.-]*://", r"^\$[A-Za-z_{(]", r"^%[A-Za-z_]\w*%$",
     r"^[&*@][A-Za-z_][\w./-]*$", r"^\d+$", r"\{\{|\}\}|\$\{",
     r"^arn:", r"^[a-z_][a-z0-9_.]*:[A-Za-z_]\w*$", r"\s", r"\\[nrt0u]",  # ARNs, module:attr, text, escapes
-    r"^[A-Za-z_][A-Za-z0-9_]*=$", r"^:[a-z]+:", r"^:[A-Z0-9_]+[:)\]]", r"^:[A-Z_]+$", r"[^\x21-\x7e]", r"^[A-Z]+$",
+    r"^[A-Za-z_][A-Za-z0-9_]*=$", r"^:[a-z]+:", r"^:[A-Za-z_]",  # `PrivateKey::dUnknown`: a scope, not a value r"^:[A-Z0-9_]+[:)\]]", r"^:[A-Z_]+$", r"[^\x21-\x7e]", r"^[A-Z]+$",
     r"^[A-Za-z_][A-Za-z0-9_.]*[)\]}]", r"^[A-Za-z]+(?:-[A-Za-z]+){2,}$", r"^[A-Za-z]+[:./-][A-Za-z]+$",
     r"\\[wdsWDS./-]|\[[A-Za-z0-9]-[A-Za-z0-9]|\\\\", r"&[a-z_]{2,}=", r"\|", r"^[\[(]",  # regexes, queries, types
     r"^[a-z][a-z0-9_./-]*!?\*$|^\*[a-z]", r"^[a-z0-9-]+(?:/[a-z0-9-]+)+$",  # globs and relative paths
@@ -119,7 +125,9 @@ class EntropyDetector(Detector):
         self.keyword = KeywordDetector()
         self.base64 = Base64HighEntropyString(limit=4.5)
         self.hex = HexHighEntropyString(limit=3.0)
-        self._shape = ShapeFilter([SHAPE]) if hyperscan is not None else None
+        # the shape rides along the signature detector's pass over the same buffer
+        self._pass = signature if hasattr(signature, "prescan") else make_rule_prefilter([], [], [])
+        self._shape_id = self._pass.add_shape(SHAPE)
 
     def may_hold_utf16(self, buf: bytes) -> bool:
         return False  # the UTF-16 strings of binaries are left to the signature rules
@@ -128,10 +136,8 @@ class EntropyDetector(Detector):
         """(start, end) of each line (at most LINE bytes each side) where the shape was seen. In
         binary content only a string delimited by NUL or a newline on both sides counts (a C
         string); Go's string tables, one run of text without delimiters, do not."""
-        if self._shape is not None:
-            ends = [e for found in self._shape.find(buf).values() for e in found]
-        else:
-            ends = [m.end() for m in _SHAPE.finditer(buf)]
+        found = self._pass.prescan(buf) if self._pass is self.signature else self._pass.scan(buf)
+        ends = found.shapes.get(self._shape_id, [])
         spans: list[tuple[int, int]] = []
         for end in sorted(ends):
             if spans and end <= spans[-1][1]:
@@ -157,11 +163,16 @@ class EntropyDetector(Detector):
         groups = CONFIG_DENYLIST_REGEX_TO_GROUP if config or binary else _groups(path)
         quoted = groups is not CONFIG_DENYLIST_REGEX_TO_GROUP  # source code: only quoted values are data
         found: list[Match] = []
+        needs_quote = groups is QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
         for start, end in self.candidates(buf, binary):
             line = buf[start:end]
-            taken = self._taken(line)
+            if needs_quote and not _has_quote(line):
+                continue  # every value of this file type is quoted: both passes below need a quote
+            taken = None  # what the rules report on the line: worked out only for a value to report
             for at, value, rule in self._values(line.decode("latin-1"), groups, config, quoted):
                 lo, hi = start + at, start + at + len(value)
+                if taken is None:
+                    taken = self._taken(line)
                 if not any(a < hi - start and lo - start < b for a, b in taken):
                     secret = value.encode("latin-1")
                     found.append(Match(rule[0], DetectorKind.KEYWORD if rule is KEYWORD_RULE else DetectorKind.ENTROPY,
@@ -185,10 +196,12 @@ class EntropyDetector(Detector):
                 seen.add(at)
                 yield at, value, KEYWORD_RULE
         for at, value in _assigned(line):
-            left = _LEFT.search(line, max(0, at - 120), at)
-            if at in seen or left is None or (quoted and line[at - 1:at] not in ("'", '"', "`")):
+            if at in seen or (quoted and line[at - 1:at] not in ("'", '"', "`")):
                 continue
-            if _KEYWORD_NAME.search(left.group("name")) and self._keep(value, line, at, MIN_KEYWORD, config):
+            name = _left_name(line, at)
+            if name is None:
+                continue
+            if _KEYWORD_NAME.search(name) and self._keep(value, line, at, MIN_KEYWORD, config):
                 seen.add(at)
                 yield at, value, KEYWORD_RULE
             elif len(value) >= MIN_ENTROPY and self._high_entropy(value) \
@@ -203,12 +216,14 @@ class EntropyDetector(Detector):
         return False
 
     def _keep(self, value: str, line: str, at: int, shortest: int, config: bool = False) -> bool:
-        left = _LEFT.search(line, max(0, at - 120), at)
-        if len(value) < shortest or left is None or _NOT_SECRET_NAME.search(left.group("name")):
+        if len(value) < shortest:
+            return False
+        name = _left_name(line, at)
+        if name is None or _NOT_SECRET_NAME.search(name):
             return False
         if value.lower().startswith(self._prefixes):
             return False
-        if config and CONFIG_SECRET_NAME.search(left.group("name")):
+        if config and CONFIG_SECRET_NAME.search(name):
             return False  # the config detector's own name check reports it
         raw = value.encode("latin-1")
         if is_placeholder(raw) or looks_typed(raw) or looks_like_text(raw) or looks_like_identifier(raw) \
@@ -219,6 +234,28 @@ class EntropyDetector(Detector):
                 or is_indirect_reference(line[at - 80 if at > 80 else 0:at + len(value) + 80])):
             return False
         return shannon_entropy(raw) >= 2.5
+
+
+def _left_name(line: str, at: int) -> Optional[str]:
+    """The secret-ish variable name assigned the value at `at`: the `name` group of
+    `_LEFT.search(line, max(0, at - LEFT_REACH), at)`, or None where that finds nothing.
+
+    `_LEFT` itself starts with a character class that matches almost anywhere, so searching it
+    tries every start; the leftmost match of its core (from the secret-ish word on) gives the same
+    match, whose name then reaches left over name characters, at most 40 of them."""
+    lo = max(0, at - LEFT_REACH)
+    m = _LEFT_CORE.search(line, lo, at)
+    if m is None:
+        return None
+    start = floor = m.start()
+    floor = max(lo, start - 40)
+    while start > floor and line[start - 1] in _NAME_CHARS:
+        start -= 1
+    return line[start:m.end("core")]
+
+
+def _has_quote(line: bytes) -> bool:
+    return b'"' in line or b"'" in line or b"`" in line
 
 
 # a value right after an assignment operator: quoted, or up to whitespace and separators

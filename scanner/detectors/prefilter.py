@@ -8,7 +8,8 @@ buffer) everywhere else. `LAYERSCAN_PREFILTER=python` forces the fallback.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+import re
+from typing import Optional, Sequence
 
 try:  # an optional fast path: same results without it
     import hyperscan
@@ -114,46 +115,207 @@ def make_prefilter(keywords: Sequence[bytes]):
     return PythonPrefilter(keywords)
 
 
-class ShapeFilter:
-    """Rules with no keyword (no fixed prefix) run where Hyperscan, in prefilter mode (a superset
-    of the real matches), saw their regex match; `find` gives the end offsets per rule."""
+# --- one pass for every rule --------------------------------------------------------------------
 
-    def __init__(self, patterns: Sequence[bytes]) -> None:
-        self.patterns = list(patterns)
-        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        self._db.compile(expressions=self.patterns, ids=list(range(len(self.patterns))),
-                         elements=len(self.patterns),
-                         flags=[hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_ALLOWEMPTY] * len(self.patterns))
-        self._scratch = hyperscan.Scratch(self._db)
+Spans = list[tuple[int, int]]
+_TRAILING_LOOKAHEAD = re.compile(rb"\(\?!(?:[^()\\]|\\.)*\)$")
+_TRAILING_REPEAT = re.compile(rb"\{(\d+),(\d+)\}(\)*)$")
+_LONG_REPEAT = re.compile(rb"(?<!\\)\{(\d+),(\d+)\}")
+LONG_REPEAT = 64  # a bounded repeat this long makes Hyperscan's compile slow: unbounded in the superset
 
-    def find(self, buf: bytes) -> KeywordEnds:
-        out: KeywordEnds = {}
 
-        def on_match(pid: int, start: int, end: int, flags: int, context: object) -> None:
-            ends = out.setdefault(pid, [])
-            if not ends or end - ends[-1] > 64:  # nearby ends share one window
-                ends.append(end)
+def superset_pattern(pattern: bytes) -> bytes:
+    """A looser form of a rule's regex for Hyperscan's prefilter mode: whatever the rule matches has
+    a prefix this matches, ending at most the rule's width after that prefix starts.
+
+    The trailing lookahead goes (prefilter mode ignores it anyway) and the trailing repeat is cut to
+    its minimum, so a long secret makes one report instead of one per character; long bounded
+    repeats inside become unbounded, which compiles a hundred times faster."""
+    pattern = _TRAILING_LOOKAHEAD.sub(b"", pattern)
+    pattern = _TRAILING_REPEAT.sub(lambda m: b"{%s%s}%s" % (m.group(1), b",1" if m.group(1) == b"0" else b"",
+                                                               m.group(3)), pattern)
+    return _LONG_REPEAT.sub(lambda m: b"{%s,}" % m.group(1) if int(m.group(2)) >= LONG_REPEAT else m.group(0),
+                            pattern)
+
+
+class Prescan:
+    """What one pass over a buffer found: per rule, the windows its regex needs; per extra shape
+    (the entropy detector's), the end offset of each match."""
+
+    __slots__ = ("rules", "shapes")
+
+    def __init__(self, rules: dict[int, Spans], shapes: KeywordEnds) -> None:
+        self.rules, self.shapes = rules, shapes
+
+
+class RulePrefilter:
+    """Every rule's prefilter in one Hyperscan database, scanned once per buffer.
+
+    A rule whose regex Hyperscan takes in prefilter mode (`superset_pattern`) runs only around the
+    places its superset matched, within `widths[i]` of them: far fewer places than its keywords
+    (`pass` is everywhere in code, `password = "...` is not). A rule it refuses runs around its
+    keywords, as `PythonRulePrefilter` runs every rule. Extra shapes (`add_shape`) ride along."""
+
+    engine = "hyperscan"
+    SHAPE_BASE, KEYWORD_BASE = 1 << 20, 2 << 20
+
+    def __init__(self, patterns: Sequence[bytes], keywords: Sequence[Sequence[bytes]],
+                 widths: Sequence[int]) -> None:
+        self.patterns, self.widths = list(patterns), list(widths)
+        self.keywords = [sorted({k.lower() for k in ks}) for ks in keywords]
+        self.shapes: list[bytes] = []
+        self._db = self._scratch = None
+        self._serialized: Optional[bytes] = None
+
+    def add_shape(self, pattern: bytes) -> int:
+        """Another pattern for the same pass (prefilter mode); its ends come back in `shapes`."""
+        self.shapes.append(pattern)
+        self._db = self._serialized = None
+        return len(self.shapes) - 1
+
+    def unfiltered(self) -> list[int]:
+        """Rules no pass can place: they run over every whole buffer."""
+        self._ready()
+        return [i for i in range(len(self.patterns)) if i not in self._filtered]
+
+    def _ready(self) -> None:
+        if self._db is None:
+            self._compile()
+
+    def _keyword_table(self, rules: Sequence[int]) -> list[bytes]:
+        """Keyword ids for the rules that are placed by their keywords; fills `by_keyword`."""
+        index: dict[bytes, int] = {}
+        self.by_keyword: list[list[int]] = []
+        for i in rules:
+            for k in self.keywords[i]:
+                kid = index.setdefault(k, len(index))
+                if kid == len(self.by_keyword):
+                    self.by_keyword.append([])
+                self.by_keyword[kid].append(i)
+        self.keyword_len = [len(k) for k in index]
+        return list(index)
+
+    def _compile(self) -> None:
+        if self._serialized is not None:
+            self._db = hyperscan.loadb(self._serialized, hyperscan.HS_MODE_BLOCK)
+            self._scratch = hyperscan.Scratch(self._db)
+            return
+        prefilter = hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_ALLOWEMPTY
+        exprs, ids, flags = [], [], []
+        by_keyword = []
+        for i, pattern in enumerate(self.patterns):
+            superset = superset_pattern(pattern)
+            if _compiles(superset, prefilter):
+                exprs.append(superset), ids.append(i), flags.append(prefilter)
+            elif self.keywords[i]:
+                by_keyword.append(i)
+            # neither: the rule runs over whole buffers (`unfiltered`)
+        for kid, k in enumerate(self._keyword_table(by_keyword)):
+            exprs.append(_literal(k)), ids.append(self.KEYWORD_BASE + kid), flags.append(hyperscan.HS_FLAG_CASELESS)
+        for j, shape in enumerate(self.shapes):
+            exprs.append(shape), ids.append(self.SHAPE_BASE + j), flags.append(prefilter)
+        self._filtered = {i for i in ids if i < self.SHAPE_BASE} | set(by_keyword)
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
+        self._db, self._scratch = db, hyperscan.Scratch(db)
+
+    def scan(self, buf: bytes) -> Prescan:
+        self._ready()
+        runs: dict[int, list[list[int]]] = {}
+        shapes: KeywordEnds = {}
+        shape_base, keyword_base = self.SHAPE_BASE, self.KEYWORD_BASE
+
+        def on_match(i: int, start: int, end: int, flags: int, context: object) -> None:
+            if shape_base <= i < keyword_base:
+                shapes.setdefault(i - shape_base, []).append(end)
+                return
+            r = runs.get(i)
+            if r is None:
+                runs[i] = [[end, end]]
+            elif end - r[-1][1] <= RUN_GAP:
+                r[-1][1] = end
+            else:
+                r.append([end, end])
 
         if buf:
             self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch)
-        return out
+        return Prescan(self._spans(runs, len(buf)), shapes)
 
-    def __getstate__(self) -> dict:
-        return {"patterns": self.patterns}
+    def _spans(self, runs: dict[int, list[list[int]]], size: int) -> dict[int, Spans]:
+        """Windows per rule: within its width of its superset's ends, or around its keywords
+        (from `width` before a keyword's start to `width` after it)."""
+        out: dict[int, list[tuple[int, int]]] = {}
+        for i, clusters in runs.items():
+            if i < self.SHAPE_BASE:
+                width = self.widths[i]
+                out.setdefault(i, []).extend((first - width, last + width) for first, last in clusters)
+                continue
+            kid = i - self.KEYWORD_BASE
+            klen = self.keyword_len[kid]
+            for r in self.by_keyword[kid]:
+                width = self.widths[r]
+                out.setdefault(r, []).extend((first - klen - width, last - klen + width) for first, last in clusters)
+        return {i: merge_spans(spans, size) for i, spans in out.items()}
+
+    def __getstate__(self) -> dict:  # a compiled database does not pickle: its serialised form does
+        if self._db is not None and self._serialized is None:
+            self._serialized = hyperscan.dumpb(self._db)
+        state = {k: getattr(self, k) for k in ("patterns", "keywords", "widths", "shapes", "_serialized")}
+        if self._serialized is not None:
+            state.update(by_keyword=self.by_keyword, keyword_len=self.keyword_len, _filtered=self._filtered)
+        return state
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["patterns"])
+        self.__dict__.update(state)
+        self._db = self._scratch = None
 
 
-def shape_filters(patterns: Sequence[bytes]) -> dict[int, "ShapeFilter"]:
-    """index -> a filter of its own, for each pattern Hyperscan can take; the others (and all of
-    them without Hyperscan) run over whole buffers, which gives the same findings, only slower."""
-    if hyperscan is None or os.environ.get("LAYERSCAN_PREFILTER", "auto") == "python":
-        return {}
-    out = {}
-    for i, pattern in enumerate(patterns):
-        try:
-            out[i] = ShapeFilter([pattern])
-        except Exception:  # a construct even prefilter mode refuses
-            continue
-    return out
+class PythonRulePrefilter(RulePrefilter):
+    """The same answers without Hyperscan: every rule runs around its keywords (`bytes.find` in
+    the lower-cased buffer), rules without keywords over whole buffers, shapes with `re`."""
+
+    engine = "python"
+
+    def _compile(self) -> None:
+        keyed = [i for i, ks in enumerate(self.keywords) if ks]
+        self._find = PythonPrefilter(self._keyword_table(keyed))
+        self._shape_res = [re.compile(s) for s in self.shapes]
+        self._filtered = set(keyed)
+        self._db = True
+
+    def scan(self, buf: bytes) -> Prescan:
+        self._ready()
+        runs = {self.KEYWORD_BASE + kid: r for kid, r in self._find.find_runs(buf).items()}
+        shapes = {j: ends for j, rx in enumerate(self._shape_res) if (ends := [m.end() for m in rx.finditer(buf)])}
+        return Prescan(self._spans(runs, len(buf)), shapes)
+
+    def __getstate__(self) -> dict:
+        return {k: getattr(self, k) for k in ("patterns", "keywords", "widths", "shapes")} | {"_serialized": None}
+
+
+def merge_spans(spans: list[tuple[int, int]], size: int) -> Spans:
+    """Sorted, overlapping or touching spans joined, clipped to [0, size]."""
+    out: list[list[int]] = []
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1]:
+            if hi > out[-1][1]:
+                out[-1][1] = hi
+        else:
+            out.append([lo, hi])
+    return [(lo if lo > 0 else 0, hi if hi < size else size) for lo, hi in out]
+
+
+def _compiles(pattern: bytes, flags: int) -> bool:
+    try:
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        db.compile(expressions=[pattern], ids=[0], elements=1, flags=[flags])
+        return True
+    except Exception:  # a construct even prefilter mode refuses
+        return False
+
+
+def make_rule_prefilter(patterns: Sequence[bytes], keywords: Sequence[Sequence[bytes]],
+                        widths: Sequence[int]) -> RulePrefilter:
+    if hyperscan is not None and os.environ.get("LAYERSCAN_PREFILTER", "auto") != "python":
+        return RulePrefilter(patterns, keywords, widths)
+    return PythonRulePrefilter(patterns, keywords, widths)

@@ -22,7 +22,7 @@ from scanner.detectors.heuristics import (  # noqa: F401 - is_placeholder, shann
     shannon_entropy,
 )
 from scanner.detectors.interface import Detector, Match
-from scanner.detectors.prefilter import make_prefilter, shape_filters
+from scanner.detectors.prefilter import Prescan, make_prefilter, make_rule_prefilter
 from scanner.detectors.rules import Rule, RuleSet
 from scanner.detectors.validators import VALIDATORS
 from scanner.models import DetectorKind
@@ -55,63 +55,71 @@ def match_width(pattern: re.Pattern) -> int:
 
 
 class SignatureDetector(Detector):
-    """Rules run only where the prefilter saw one of their keywords, in windows around it."""
+    """Rules run only where one prefilter pass placed them (`RulePrefilter`), in windows there."""
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
-        unkeyed = [r for r in rules.rules if not r.keywords]
-        shapes = shape_filters([r.pattern.pattern for r in unkeyed])
-        self._shaped = [(unkeyed[i], f, match_width(unkeyed[i].pattern) + CONTEXT) for i, f in shapes.items()]
-        self._always = [r for i, r in enumerate(unkeyed) if i not in shapes]
-        keywords = sorted({k for r in rules.rules for k in r.keywords})
-        self._keyword_rules: list[list[int]] = [[] for _ in keywords]
-        index = {k: i for i, k in enumerate(keywords)}
-        for ri, rule in enumerate(rules.rules):
-            for k in rule.keywords:
-                self._keyword_rules[index[k]].append(ri)
-        self._keyword_len = [len(k) for k in keywords]
         self._span = [match_width(r.pattern) + CONTEXT for r in rules.rules]
-        self.prefilter = make_prefilter(keywords)
+        self.prefilter = make_rule_prefilter([r.pattern.pattern for r in rules.rules],
+                                             [r.keywords for r in rules.rules], self._span)
+        self._keywords = [tuple(k.lower() for k in r.keywords) for r in rules.rules]
+        self._unfiltered: Optional[list[int]] = None
+        self._last: tuple[Optional[bytes], Optional[Prescan]] = (None, None)
         # rules without keywords stay out of binaries' UTF-16 strings: they would force the
         # costly extraction on every binary
+        keywords = sorted({k for r in rules.rules for k in r.keywords})
         self._prefilter16 = make_prefilter([k.decode("latin-1").encode("utf-16-le") for k in keywords])
+
+    def add_shape(self, pattern: bytes) -> int:
+        """Another detector's candidate shape, found in the same pass (`prescan(buf).shapes[id]`)."""
+        self._unfiltered = None
+        return self.prefilter.add_shape(pattern)
+
+    def prescan(self, buf: bytes) -> Prescan:
+        """The one prefilter pass over `buf`; the detectors that share it ask for the same buffer."""
+        last, found = self._last
+        if last is not buf or found is None:
+            found = self.prefilter.scan(buf)
+            self._last = (buf, found)
+        return found
 
     def may_hold_utf16(self, buf: bytes) -> bool:
         return bool(self._prefilter16.find(buf))
 
     def windows(self, buf: bytes) -> dict[int, list[tuple[int, int]]]:
-        """Per rule index, the merged byte ranges of `buf` around its keywords."""
-        runs: dict[int, list[tuple[int, int]]] = {}
-        for kid, clusters in self.prefilter.find_runs(buf).items():
-            klen = self._keyword_len[kid]
-            spans = [(first - klen, last - klen) for first, last in clusters]
-            for ri in self._keyword_rules[kid]:
-                runs.setdefault(ri, []).extend(spans)
-        size = len(buf)
-        return {ri: _merge_runs(sorted(spans), self._span[ri], size) for ri, spans in runs.items()}
+        """Per rule index, the merged byte ranges of `buf` where it runs: around the places the
+        prefilter saw it (or its keywords), and only where one of its keywords is in the range."""
+        out = {}
+        for ri, spans in self.prescan(buf).rules.items():
+            keywords = self._keywords[ri]
+            if keywords:
+                spans = [(lo, hi) for lo, hi in spans if _has_keyword(buf, lo, hi, keywords)]
+            if spans:
+                out[ri] = spans
+        return out
+
+    def _whole(self) -> list[int]:
+        if self._unfiltered is None:
+            self._unfiltered = self.prefilter.unfiltered()
+        return self._unfiltered
 
     def candidate_rules(self, buf: bytes) -> list[Rule]:
-        shaped = [rule for rule, shape, _ in self._shaped if shape.find(buf)]
-        return self._always + shaped + [self.rules.rules[ri] for ri in sorted(self.windows(buf))]
+        placed = self.windows(buf)
+        return [self.rules.rules[ri] for ri in sorted(set(self._whole()) | set(placed))]
 
     def scan(self, buf: bytes, path: Optional[str] = None) -> Iterator[Match]:
         found: list[Match] = []
         skip = context_only if is_documentation(path) else _never  # docs: examples, not secrets
         code = is_source_code(path)
-        for rule in self._always:
-            if not skip(rule):
-                self._run(rule, buf, 0, len(buf), found, code)
-        for rule, shape, width in self._shaped:
-            if skip(rule):
-                continue
-            for ends in shape.find(buf).values():
-                for start, end in _merge([e - width for e in ends], width, len(buf)):
-                    self._run(rule, buf, start, end, found, code)
+        rules = self.rules.rules
+        for ri in self._whole():
+            if not skip(rules[ri]) and (not self._keywords[ri] or _has_keyword(buf, 0, len(buf), self._keywords[ri])):
+                self._run(rules[ri], buf, 0, len(buf), found, code)
         for ri, spans in self.windows(buf).items():
-            if skip(self.rules.rules[ri]):
+            if skip(rules[ri]):
                 continue
             for start, end in spans:
-                self._run(self.rules.rules[ri], buf, start, end, found, code)
+                self._run(rules[ri], buf, start, end, found, code)
         return most_severe_per_span(found)
 
     @staticmethod
@@ -135,28 +143,10 @@ def _never(rule: Rule) -> bool:
     return False
 
 
-def _merge(keyword_starts: list[int], width: int, size: int) -> list[tuple[int, int]]:
-    spans: list[tuple[int, int]] = []
-    for at in keyword_starts:
-        lo, hi = max(0, at - width), min(size, at + width)
-        if spans and lo <= spans[-1][1]:
-            spans[-1] = (spans[-1][0], max(spans[-1][1], hi))
-        else:
-            spans.append((lo, hi))
-    return spans
-
-
-def _merge_runs(runs: list[tuple[int, int]], width: int, size: int) -> list[tuple[int, int]]:
-    """Windows around clusters of keyword starts: [first - width, last + width], merged."""
-    spans: list[list[int]] = []
-    for first, last in runs:
-        lo, hi = first - width, last + width
-        if spans and lo <= spans[-1][1]:
-            if hi > spans[-1][1]:
-                spans[-1][1] = hi
-        else:
-            spans.append([lo, hi])
-    return [(lo if lo > 0 else 0, hi if hi < size else size) for lo, hi in spans]
+def _has_keyword(buf: bytes, lo: int, hi: int, keywords: tuple[bytes, ...]) -> bool:
+    """A rule's keyword (lower-case) in buf[lo:hi], in any case."""
+    low = buf[lo:hi].lower()
+    return any(k in low for k in keywords)
 
 
 def most_severe_per_span(matches: list[Match]) -> Iterator[Match]:

@@ -41,7 +41,7 @@ def test_rule_runs_only_where_its_keyword_is() -> None:
     assert secrets(det, b"value " + TOKEN) == []
     assert secrets(det, b"demo_ " + TOKEN) == [TOKEN]
     assert det.candidate_rules(b"value " + TOKEN) == []
-    assert [r.id for r in det.candidate_rules(b"x = demo_")] == ["demo"]
+    assert [r.id for r in det.candidate_rules(b"x = demo_ " + TOKEN)] == ["demo"]
 
 
 def test_keywords_match_case_insensitively() -> None:
