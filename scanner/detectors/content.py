@@ -34,6 +34,10 @@ class ContentScanner:
         self.keep_values = keep_values
         self.chunk, self.overlap = chunk, overlap
 
+    def prepare(self) -> None:
+        for d in self.detectors:
+            d.prepare()
+
     def may_hold_utf16(self, buf: bytes) -> bool:
         return any(d.may_hold_utf16(buf) for d in self.detectors)
 

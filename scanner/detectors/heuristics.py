@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from functools import lru_cache
 from typing import Optional
 
 from detect_secrets.filters.heuristic import is_sequential_string, is_templated_secret
@@ -48,11 +49,13 @@ _CODE_EXT = re.compile(r"(?i)\.(?:py|pyi|js|mjs|cjs|jsx|ts|mts|cts|tsx|java|kt|s
 QUOTES = (b'"', b"'", b"`")
 
 
+@lru_cache(maxsize=4096)  # asked for every buffer and candidate line of a file
 def is_source_code(path: Optional[str]) -> bool:
     """Source code: `key: Type` and `key = name` there are code; only a quoted value is data."""
     return bool(path) and bool(_CODE_EXT.search(path))
 
 
+@lru_cache(maxsize=4096)
 def is_documentation(path: Optional[str]) -> bool:
     if not path:
         return False

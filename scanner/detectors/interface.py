@@ -33,6 +33,10 @@ class Detector(abc.ABC):
     def scan(self, buf: bytes, path: Optional[str] = None) -> Iterator[Match]:
         """Yield the secrets in `buf` (a chunk of a file, or a config value); `path` names the file."""
 
+    def prepare(self) -> None:
+        """Build what is costly to build (compiled pattern databases) now, before worker processes
+        are forked, so that each does not build it again."""
+
     def may_hold_utf16(self, buf: bytes) -> bool:
         """Whether `buf` (raw bytes of a binary) may hold a UTF-16LE string this detector would
         report: when no detector says yes, the binary's UTF-16 strings are not extracted."""

@@ -203,9 +203,10 @@ class RulePrefilter:
         prefilter = hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_ALLOWEMPTY
         exprs, ids, flags = [], [], []
         by_keyword = []
-        for i, pattern in enumerate(self.patterns):
-            superset = superset_pattern(pattern)
-            if _compiles(superset, prefilter):
+        supersets = [superset_pattern(p) for p in self.patterns]
+        whole = _compiles(supersets, prefilter)  # usually all of them: no need to try one by one
+        for i, superset in enumerate(supersets):
+            if whole or _compiles([superset], prefilter):
                 exprs.append(superset), ids.append(i), flags.append(prefilter)
             elif self.keywords[i]:
                 by_keyword.append(i)
@@ -305,10 +306,13 @@ def merge_spans(spans: list[tuple[int, int]], size: int) -> Spans:
     return [(lo if lo > 0 else 0, hi if hi < size else size) for lo, hi in out]
 
 
-def _compiles(pattern: bytes, flags: int) -> bool:
+def _compiles(patterns: list[bytes], flags: int) -> bool:
+    if not patterns:
+        return True
     try:
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        db.compile(expressions=[pattern], ids=[0], elements=1, flags=[flags])
+        db.compile(expressions=patterns, ids=list(range(len(patterns))), elements=len(patterns),
+                   flags=[flags] * len(patterns))
         return True
     except Exception:  # a construct even prefilter mode refuses
         return False

@@ -70,6 +70,9 @@ class SignatureDetector(Detector):
         keywords = sorted({k for r in rules.rules for k in r.keywords})
         self._prefilter16 = make_prefilter([k.decode("latin-1").encode("utf-16-le") for k in keywords])
 
+    def prepare(self) -> None:
+        self._whole()
+
     def add_shape(self, pattern: bytes) -> int:
         """Another detector's candidate shape, found in the same pass (`prescan(buf).shapes[id]`)."""
         self._unfiltered = None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import gzip
+import io
 import posixpath
 import tarfile
 import zlib
@@ -240,6 +241,14 @@ class FileScanner:
         cap = self.limits.max_file_size
         if size > cap:
             self._skip(f"file of {size} bytes is over the max file size: only the first {human_size(cap)} scanned")
+        if size <= PULL:  # most files: read whole in one go, no layers of readers in between
+            data = _read_whole(read, size)
+            loc = _Loc(path, ordinal)
+            if archive_kind(data[:HEAD]) is None:
+                self._scan_text(io.BytesIO(data).read, loc)
+            else:
+                self._member(Feed(_iter_pull([data]), self._skip, cap=cap), loc)
+            return self._hits, self._skipped
         feed = Feed(_layer_pull(read), self._skip, cap=cap)
         try:
             self._member(feed, _Loc(path, ordinal))
@@ -262,9 +271,12 @@ class FileScanner:
          ArchiveKind.GZIP: self._gzip, ArchiveKind.ZSTD: self._zstd}[kind](feed, loc)
 
     def _text(self, feed: Feed, loc: _Loc) -> None:
+        self._scan_text(feed.read, loc)
+
+    def _scan_text(self, read: Callable[[int], bytes], loc: _Loc) -> None:
         name = loc.parts[-1] if loc.parts else loc.path
         keep = self.content.keep_values
-        for found in scan_views(self.content, feed.read, name):
+        for found in scan_views(self.content, read, name):
             self._hits.append(to_hit(found.match, loc.path, found.line, loc.ordinal, keep, loc.inner))
 
     # --- containers ------------------------------------------------------------------------
@@ -351,6 +363,17 @@ class FileScanner:
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _read_whole(read: Callable[[int], bytes], size: int) -> bytes:
+    """All `size` bytes of a small file of the layer (fewer if its stream ends first)."""
+    data = read(size)
+    while len(data) < size:
+        more = read(size - len(data))
+        if not more:
+            break
+        data += more
+    return data
 
 
 def _layer_pull(read: Callable[[int], bytes]) -> Callable[[], bytes]:

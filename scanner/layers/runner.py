@@ -180,6 +180,7 @@ class LayerRunner:
             for layer in todo:
                 yield layer, scan_layer(layer, self.content, advance, limits=self.limits)
             return
+        self.content.prepare()  # compiled once here, inherited by every forked worker
         # largest first, so that the longest layer does not start last
         order = sorted(todo, key=lambda layer: layer.blob.size, reverse=True)
         with ProcessPoolExecutor(min(self.workers, len(todo)), mp_context=get_context("fork"),

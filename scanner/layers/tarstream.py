@@ -35,6 +35,20 @@ _SPECIAL = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.G
 _PARSE_ERRORS = (ValueError, IndexError, OverflowError, KeyError, TypeError)
 
 
+_HIGH = bytes(range(128, 256))
+
+
+def _calc_chksums(buf: bytes) -> tuple[int, int]:
+    """tarfile.calc_chksums, the same two sums (unsigned, signed) without unpacking 504 integers:
+    a signed byte is its unsigned value less 256 when its top bit is set."""
+    head = buf[:148] + buf[156:512]
+    unsigned = 256 + sum(head)
+    return unsigned, unsigned - 256 * (len(head) - len(head.translate(None, _HIGH)))
+
+
+tarfile.calc_chksums = _calc_chksums  # tarfile's header parsing looks it up at each header
+
+
 class SafeTarInfo(tarfile.TarInfo):
     strict = True  # a garbled or cut header is an error (False: tarfile's quiet end, for callers that check)
 

@@ -182,3 +182,28 @@ def test_prefixed_gives_back_the_head_then_the_rest():
     head = stream.read(4)
     read = prefixed(head, stream.read)
     assert [read(3), read(3), read(10), read(10)] == [b"012", b"3" + b"45", b"6789", b""]
+
+
+# --- the fast UTF-16 run finder is the regex, exactly -------------------------------------------
+
+def _binaryish(r: random.Random, n: int) -> bytes:
+    out = bytearray()
+    while len(out) < n:
+        pick = r.random()
+        if pick < 0.3:  # a UTF-16LE run, with bytes just outside the printable range in it
+            out += b"".join(bytes([r.choice(b"abc\t ~\x7f\x19\x00"), 0]) for _ in range(r.randint(1, 20)))
+        elif pick < 0.4:
+            out += b"\0" * r.randint(1, 5)
+        else:
+            out += bytes(r.getrandbits(8) for _ in range(r.randint(1, 10)))
+    return bytes(out[:n])
+
+
+def test_utf16_runs_are_the_regex_matches() -> None:
+    r = random.Random(11)
+    for _ in range(5000):
+        buf = _binaryish(r, r.randint(0, 300))
+        pos = r.randint(0, len(buf))
+        end = r.randint(pos, len(buf))
+        want = [(m.start(), m.end()) for m in decode._RUN.finditer(buf, pos, end)]
+        assert decode.utf16_runs(buf, pos, end) == want, (buf, pos, end)

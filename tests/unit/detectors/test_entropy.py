@@ -115,3 +115,18 @@ def test_no_process_wide_detect_secrets_settings() -> None:
 def test_pickles_for_worker_processes() -> None:
     clone = pickle.loads(pickle.dumps(DETECTOR))
     assert found(f"CLIENT_KEY={PASSWORD}\n", detector=clone) == [PASSWORD.encode()]
+
+
+def test_left_name_is_the_left_regex() -> None:
+    """`_left_name` (fast) gives `_LEFT.search`'s name group (the definition) at every offset."""
+    import random
+
+    from scanner.detectors import entropy
+    r = random.Random(3)
+    alphabet = "aPsS_sword=:\"' \t.-*toknecrtAPIKEY@`]x1"
+    lines = ["PASS: gdb.ada/assign_1.exp: changing", "DB_PASSWORD = 'x'", "api_key::=\"v\"", "my.secret_token : v"]
+    lines += ["".join(r.choice(alphabet) for _ in range(r.randint(1, 60))) for _ in range(3000)]
+    for line in lines:
+        for at in range(len(line) + 1):
+            m = entropy._LEFT.search(line, max(0, at - entropy.LEFT_REACH), at)
+            assert entropy._left_name(line, at) == (m.group("name") if m else None), (line, at)
