@@ -166,8 +166,8 @@ class EntropyDetector(Detector):
         needs_quote = groups is QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
         for start, end in self.candidates(buf, binary):
             line = buf[start:end]
-            if needs_quote and not _has_quote(line):
-                continue  # every value of this file type is quoted: both passes below need a quote
+            if needs_quote and not _QUOTED.search(line):
+                continue  # in this type of file only a quoted value is data: none is assigned here
             taken = None  # what the rules report on the line: worked out only for a value to report
             for at, value, rule in self._values(line.decode("latin-1"), groups, config, quoted):
                 lo, hi = start + at, start + at + len(value)
@@ -254,8 +254,9 @@ def _left_name(line: str, at: int) -> Optional[str]:
     return line[start:m.end("core")]
 
 
-def _has_quote(line: bytes) -> bool:
-    return b'"' in line or b"'" in line or b"`" in line
+# a secret-ish name assigned a quoted value (`password = "`): the place a value of a file that
+# quotes its values (source code) starts
+_QUOTED = re.compile((r"(?i)" + _NAME + r"[a-z0-9_.-]{0,24}[\"'\]]{0,2}[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}@?[\"'`]").encode())
 
 
 # a value right after an assignment operator: quoted, or up to whitespace and separators

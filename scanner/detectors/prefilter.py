@@ -138,6 +138,9 @@ def superset_pattern(pattern: bytes) -> bytes:
                             pattern)
 
 
+_COMPILED: dict[tuple, dict] = {}  # databases compiled in this process (serialised), by their patterns
+
+
 class Prescan:
     """What one pass over a buffer found: per rule, the windows its regex needs; per extra shape
     (the entropy detector's), the end offset of each match."""
@@ -196,29 +199,42 @@ class RulePrefilter:
         return list(index)
 
     def _compile(self) -> None:
+        if self._serialized is None and self._key() in _COMPILED:
+            self.__dict__.update(_COMPILED[self._key()])
         if self._serialized is not None:
             self._db = hyperscan.loadb(self._serialized, hyperscan.HS_MODE_BLOCK)
             self._scratch = hyperscan.Scratch(self._db)
             return
-        prefilter = hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_ALLOWEMPTY
-        exprs, ids, flags = [], [], []
-        by_keyword = []
         supersets = [superset_pattern(p) for p in self.patterns]
-        whole = _compiles(supersets, prefilter)  # usually all of them: no need to try one by one
-        for i, superset in enumerate(supersets):
-            if whole or _compiles([superset], prefilter):
-                exprs.append(superset), ids.append(i), flags.append(prefilter)
-            elif self.keywords[i]:
-                by_keyword.append(i)
-            # neither: the rule runs over whole buffers (`unfiltered`)
+        try:  # all rules at once: Hyperscan usually takes every one of them
+            self._build(supersets, set(range(len(supersets))))
+        except hyperscan.error:
+            ok = {i for i, superset in enumerate(supersets) if _compiles([superset], self.PREFILTER)}
+            self._build(supersets, ok)
+        self._serialized = hyperscan.dumpb(self._db)
+        _COMPILED[self._key()] = {"_serialized": self._serialized, "by_keyword": self.by_keyword,
+                                  "keyword_len": self.keyword_len, "_filtered": self._filtered}
+
+    PREFILTER = (hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_ALLOWEMPTY) if hyperscan else 0
+
+    def _build(self, supersets: list[bytes], ok: set[int]) -> None:
+        """The database: the supersets in `ok`; keywords for the other rules that have some (the
+        rest run over whole buffers: `unfiltered`); the extra shapes."""
+        exprs, ids, flags = [], [], []
+        for i in sorted(ok):
+            exprs.append(supersets[i]), ids.append(i), flags.append(self.PREFILTER)
+        by_keyword = [i for i in range(len(supersets)) if i not in ok and self.keywords[i]]
         for kid, k in enumerate(self._keyword_table(by_keyword)):
             exprs.append(_literal(k)), ids.append(self.KEYWORD_BASE + kid), flags.append(hyperscan.HS_FLAG_CASELESS)
         for j, shape in enumerate(self.shapes):
-            exprs.append(shape), ids.append(self.SHAPE_BASE + j), flags.append(prefilter)
-        self._filtered = {i for i in ids if i < self.SHAPE_BASE} | set(by_keyword)
+            exprs.append(shape), ids.append(self.SHAPE_BASE + j), flags.append(self.PREFILTER)
+        self._filtered = ok | set(by_keyword)
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
         self._db, self._scratch = db, hyperscan.Scratch(db)
+
+    def _key(self) -> tuple:
+        return (type(self).__name__, tuple(self.patterns), tuple(map(tuple, self.keywords)), tuple(self.shapes))
 
     def scan(self, buf: bytes) -> Prescan:
         self._ready()

@@ -35,6 +35,7 @@ from scanner.detectors.content import ContentScanner, to_hit
 from scanner.detectors.decode import scan_views
 from scanner.layers.tarstream import members, open_member, open_tar
 from scanner.limits import GiB, MiB, Limits
+from scanner.sources.blobs import GzipMembers
 from scanner.models import Hit, Skipped
 
 PULL = 1 << 20  # bytes asked of a file, or of a decompressor, at a time
@@ -335,7 +336,7 @@ class FileScanner:
 
     def _gzip(self, src: Feed, loc: _Loc) -> None:
         name = _gzip_name(src.peek(HEAD)) or _plain_name(loc, (".gz", ".gzip"), {".tgz": ".tar"})
-        self._expand(ArchiveKind.GZIP, gzip.GzipFile(fileobj=src, mode="rb"), src, loc, name, _GZIP_ERRORS)
+        self._expand(ArchiveKind.GZIP, GzipMembers(src, ZIP_READ), src, loc, name, _GZIP_ERRORS)
 
     def _zstd(self, src: Feed, loc: _Loc) -> None:
         reader = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).stream_reader(
@@ -348,7 +349,7 @@ class FileScanner:
         start = src.delivered
         ratio = Ratio(self.limits.max_ratio, lambda: src.delivered - start)
         label = f"{kind.value}{loc.at}"
-        feed = Feed(lambda: reader.read1(PULL), self._skip, label=label, upstream=src,
+        feed = Feed(lambda: reader.read(PULL), self._skip, label=label, upstream=src,
                     meters=(self._archive_budget(), self._layer, ratio), errors=errors,
                     describe=lambda exc: _stream_reason(label, exc))
         if archive_kind(feed.peek(HEAD)) is ArchiveKind.TAR:

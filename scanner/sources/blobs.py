@@ -10,6 +10,8 @@ import contextlib
 import gzip
 import hashlib
 import io
+import queue
+import threading
 import zlib
 from typing import BinaryIO, Iterator, Optional
 
@@ -55,6 +57,22 @@ class HashingReader(io.RawIOBase):
         if self._left is not None:
             self._left -= n
         return n
+
+    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+        """The bytes themselves, not copied through `readinto`'s buffer (the hot path)."""
+        if size is None or size < 0:
+            return self.readall()
+        if self._left is not None:
+            size = min(size, self._left)
+        if size <= 0:
+            return b""
+        data = self._read(size)
+        if self._hashing:
+            self.hash.update(data)
+        self.count += len(data)
+        if self._left is not None:
+            self._left -= len(data)
+        return data
 
     def _read(self, want: int) -> bytes:
         if self._decoding is None:
@@ -135,10 +153,132 @@ def decompress(raw: BinaryIO) -> BinaryIO:
     buffered = io.BufferedReader(raw, READ_SIZE)  # type: ignore[arg-type]
     kind = sniff(buffered)
     if kind == "gzip":
-        return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
+        return GzipMembers(buffered)  # type: ignore[return-value]
     if kind == "zstd":
         return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
     return buffered
+
+
+class Prefetch(io.RawIOBase):
+    """Reads `inner` ahead in a thread of its own, `depth` chunks at most: decompression and the
+    blob's hashing (zlib, zstd and hashlib let go of the GIL) run on another core while the walk
+    parses and scans. An error of `inner` is raised by the `read` that reaches it."""
+
+    def __init__(self, inner: BinaryIO, chunk: int = READ_SIZE, depth: int = 4) -> None:
+        self._queue: queue.Queue = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._buf, self._pos, self._eof = b"", 0, False
+        self._thread = threading.Thread(target=self._produce, args=(inner, chunk), daemon=True,
+                                        name="layerscan-prefetch")
+        self._thread.start()
+
+    def _produce(self, inner: BinaryIO, chunk: int) -> None:
+        try:
+            while not self._stop.is_set():
+                data = inner.read(chunk)
+                self._put(data)
+                if not data:
+                    return
+        except BaseException as exc:  # handed to the reader, raised there
+            self._put(exc)
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+        if size is None or size < 0:
+            return self.readall()
+        if self._pos >= len(self._buf):
+            if self._eof:
+                return b""
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._eof = True
+                raise item
+            if not item:
+                self._eof = True
+                return b""
+            self._buf, self._pos = item, 0
+        out = self._buf[self._pos:self._pos + size]
+        self._pos += len(out)
+        return out
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        """Stop the thread (it may wait to hand over a chunk) before the blob it reads closes."""
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                self._thread.join(0.05)
+        super().close()
+
+
+class GzipMembers(io.RawIOBase):
+    """gzip members back to back (zero padding between them allowed), as `gzip.GzipFile` reads
+    them, but inflated by zlib in large steps: zlib parses each member's header and checks its
+    CRC-32 and length itself. Errors: zlib.error, EOFError (cut), gzip.BadGzipFile (garbage)."""
+
+    def __init__(self, raw: BinaryIO, step: int = READ_SIZE) -> None:
+        self._raw = raw
+        self.STEP = step  # compressed bytes fed at a time
+        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._input = b""  # compressed bytes read but not yet fed to zlib
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+        if size is None or size < 0:
+            return self.readall()
+        while size and not self._done:
+            z = self._z
+            if z.eof:
+                self._next_member(z.unused_data)
+                continue
+            data = z.unconsumed_tail or self._input or self._raw.read(self.STEP)
+            self._input = b""
+            if not data:
+                raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+            out = z.decompress(data, size)
+            if out:
+                return out
+        return b""
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def _next_member(self, rest: bytes) -> None:
+        """After a member: only zero padding up to the end, or another member."""
+        rest = rest.lstrip(b"\0")
+        while not rest:
+            rest = self._raw.read(self.STEP)
+            if not rest:
+                self._done = True
+                return
+            rest = rest.lstrip(b"\0")
+        if len(rest) < 2:
+            rest += self._raw.read(1)
+        if rest[:2] != GZIP_MAGIC:
+            raise gzip.BadGzipFile(f"Not a gzipped file ({rest[:2]!r})")
+        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._input = rest
 
 
 DECODE_ERRORS = (gzip.BadGzipFile, zlib.error, EOFError, zstandard.ZstdError)
@@ -158,14 +298,23 @@ def open_layer(layer: Layer) -> Iterator[HashingReader]:
 @contextlib.contextmanager
 def layer_stream(raw: HashingReader, what: str) -> Iterator[HashingReader]:
     """The uncompressed side of an open blob (any source, a stream member too), hashed as read."""
+    plain = None
     try:
         plain = decompress(raw)
-        tar = HashingReader(plain, decoding=what, same_as=raw if isinstance(plain, io.BufferedReader) else None)
+        if isinstance(plain, io.BufferedReader):  # not compressed: the blob's hash is the tar's
+            tar = HashingReader(plain, decoding=what, same_as=raw)
+        else:  # decompressed and hashed on another core, ahead of the walk
+            ahead = HashingReader(plain, decoding=what)
+            plain = Prefetch(ahead)
+            tar = HashingReader(plain, same_as=ahead)
         tar.raw = raw  # the compressed side, for progress in blob bytes
         yield tar
         tar.drain()
     except DECODE_ERRORS as exc:
         raise SourceError(f"{what}: corrupt compressed stream ({_reason(exc)})") from None
+    finally:
+        if isinstance(plain, Prefetch):
+            plain.close()
 
 
 def is_document(media_type: str) -> bool:
