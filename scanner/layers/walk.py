@@ -24,7 +24,7 @@ from scanner.sources.interface import SourceError
 
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
-TAR_BUFSIZE = 16 << 10  # tarfile's stream copies what is left of its buffer on every read: keep it small
+TAR_BUFSIZE = 1 << 20  # bytes read from the layer stream at a time
 SMALL_FILE = 1 << 20  # files up to this size are kept in memory while scanned anyway
 
 Progress = Callable[[int], None]
