@@ -25,7 +25,7 @@ from scanner.sources.interface import SourceError
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 TAR_BUFSIZE = 1 << 20  # bytes read from the layer stream at a time
-SMALL_FILE = 1 << 20  # files up to this size are kept in memory while scanned anyway
+KEPT = 8 << 20  # bytes of a file kept in memory, to hash it only if it has a hit
 
 Progress = Callable[[int], None]
 
@@ -82,16 +82,18 @@ def _printable(text: str) -> str:
 
 class _HashingRead:
     """The file's sha256 for provenance, and its md5 and sha1 for triage (what dpkg and apk record of
-    the files they install), at little cost: a small file (most of them) is hashed only if it had a
-    hit, from the chunks kept; a large one is hashed (sha256, md5) as it streams."""
+    the files they install), at little cost: a file of up to KEPT bytes (nearly all of them) is
+    hashed only if it had a hit, from the chunks kept; past that, the chunks kept so far and the
+    rest are hashed (sha256, md5) as they stream."""
 
     def __init__(self, f, size: int, tick: Optional[Callable[[], None]] = None) -> None:
         self._f = f
         self._size = size
         self._tick = tick  # the image-wide limits, checked between reads of a long file
         self._kept: list[bytes] = []
-        self._hash = hashlib.sha256() if size > SMALL_FILE else None
-        self._md5 = hashlib.md5() if size > SMALL_FILE else None
+        self._kept_bytes = 0
+        self._hash: Optional["hashlib._Hash"] = None
+        self._md5: Optional["hashlib._Hash"] = None
 
     def read(self, n: int = -1) -> bytes:
         if self._tick is not None:
@@ -99,9 +101,16 @@ class _HashingRead:
         data = self._f.read(n)
         if self._hash is not None:
             self._hash.update(data)
-            self._md5.update(data)
-        else:
-            self._kept.append(data)
+            self._md5.update(data)  # type: ignore[union-attr]
+            return data
+        self._kept.append(data)
+        self._kept_bytes += len(data)
+        if self._kept_bytes > KEPT:  # too much to keep: hash from here on
+            self._hash, self._md5 = hashlib.sha256(), hashlib.md5()
+            for chunk in self._kept:
+                self._hash.update(chunk)
+                self._md5.update(chunk)
+            self._kept = []
         return data
 
     def sha256(self) -> str:
@@ -112,7 +121,7 @@ class _HashingRead:
         return self._hash.hexdigest()
 
     def digests(self) -> tuple[str, str, Optional[str]]:
-        """sha256, md5 and (small files only) sha1 of the whole file."""
+        """sha256, md5 and (files kept whole only) sha1 of the whole file."""
         sha256 = self.sha256()
         if self._md5 is not None:
             return sha256, self._md5.hexdigest(), None

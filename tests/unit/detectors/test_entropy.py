@@ -84,6 +84,8 @@ def test_config_values_leave_the_names_the_config_detector_knows() -> None:
     ("CLIENT_KEY=Mustbe8characters\n", "/app/.env"),
     ("client_key: amazon-bedrock-ide/*\n", "/app/policy.yaml"),
     ('service_key = "%s"\n', "/app/x.conf"),
+    ('auth_password="s\u0259cr\u0259t",\n', "/app/test_client.py"),  # not ASCII: text, not a key
+    ("RsaPrivateKey::dUnknownDefinedBy\n", "/app/x.conf"),  # a scope in a symbol name
 ], ids=lambda v: v if v.startswith("/") else None)
 def test_decoys_stay_silent(text: str, path: str) -> None:
     assert found(text, path) == []
