@@ -193,7 +193,7 @@ class EntropyDetector(Detector):
         KeywordDetector finds, then values of keyword names it passes over (a value starting with a
         symbol) and high-entropy values of the other secret-ish names."""
         seen: set[int] = set()
-        for value in self.keyword.analyze_string(line, denylist_regex_to_group=groups):
+        for value in self.keyword.analyze_string(line, denylist_regex_to_group=_lowered(groups)):
             at, value = _locate(line, value)
             if at >= 0 and at not in seen and self._keep(value, line, at, MIN_KEYWORD, config):
                 seen.add(at)
@@ -237,6 +237,40 @@ class EntropyDetector(Detector):
                 or is_indirect_reference(line[at - 80 if at > 80 else 0:at + len(value) + 80])):
             return False
         return shannon_entropy(raw) >= 2.5
+
+
+class _LoweredRegex:
+    """One of detect-secrets' case-insensitive keyword regexes, run case-sensitively on the
+    lower-cased line: the same matches on the latin-1 text it is given (its patterns hold no
+    capital letters), several times faster. Groups are read from the line itself."""
+
+    def __init__(self, regex: re.Pattern) -> None:
+        self.regex = re.compile(regex.pattern, regex.flags & ~re.IGNORECASE)
+
+    def search(self, line: str) -> Optional["_Groups"]:
+        m = self.regex.search(line.lower())
+        return None if m is None else _Groups(line, m)
+
+
+class _Groups:
+    def __init__(self, line: str, m: re.Match) -> None:
+        self.line, self.m = line, m
+
+    def group(self, n: int) -> str:
+        return self.line[self.m.start(n):self.m.end(n)]
+
+
+_LOWERED: dict[int, dict] = {}
+
+
+def _lowered(groups: dict) -> dict:
+    """`groups` (regex -> group number, in order) with its case-insensitive regexes lowered."""
+    fast = _LOWERED.get(id(groups))
+    if fast is None:
+        fast = _LOWERED[id(groups)] = {
+            (_LoweredRegex(r) if r.flags & re.IGNORECASE and not re.search(r"(?<!\\)[A-Z]", r.pattern) else r): g
+            for r, g in groups.items()}
+    return fast
 
 
 def _left_name(line: str, at: int) -> Optional[str]:

@@ -132,3 +132,24 @@ def test_left_name_is_the_left_regex() -> None:
         for at in range(len(line) + 1):
             m = entropy._LEFT.search(line, max(0, at - entropy.LEFT_REACH), at)
             assert entropy._left_name(line, at) == (m.group("name") if m else None), (line, at)
+
+
+def test_lowered_keyword_regexes_find_what_detect_secrets_finds() -> None:
+    """detect-secrets' keyword regexes run on lower-cased text (`_lowered`): the same values."""
+    import random
+
+    from detect_secrets.plugins.keyword import (CONFIG_DENYLIST_REGEX_TO_GROUP, QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
+                                                REGEX_BY_FILETYPE, KeywordDetector)
+
+    from scanner.detectors import entropy
+    detector = KeywordDetector()
+    groups = [QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP, CONFIG_DENYLIST_REGEX_TO_GROUP, *REGEX_BY_FILETYPE.values()]
+    r = random.Random(5)
+    alphabet = "aPsS_sword=:\"' \t.-*toknecrtAPIKEY@`]x1ÀàßKñÑ;,{}()"
+    lines = ['DB_PASSWORD = "Zr7Kq2Wm9Xt4"', "Contraseña: 'Xq9ZrT7Kw2'", 'private_KEY => `Aa1!Bb2@`;',
+             "$password = 'S3cr3t!x';", 'apiKey: "abc"', 'secret := "Ab12Cd34Ef"']
+    lines += ["".join(r.choice(alphabet) for _ in range(r.randint(1, 80))) for _ in range(3000)]
+    for line in lines:
+        for g in groups:
+            want = list(detector.analyze_string(line, denylist_regex_to_group=g))
+            assert list(detector.analyze_string(line, denylist_regex_to_group=entropy._lowered(g))) == want, line
