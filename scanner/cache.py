@@ -89,6 +89,11 @@ class LayerCache(abc.ABC):
     def put(self, key: str, scan: LayerScan) -> None:
         """Store a scan (raw secret values are never stored)."""
 
+    @property
+    def directory(self) -> Optional[str]:
+        """A local directory of this cache, where other derived data (compiled rules) may be kept."""
+        return None
+
 
 class NullCache(LayerCache):
     def get(self, key: str, layer_index: int) -> Optional[LayerScan]:
@@ -104,6 +109,7 @@ class SqliteLayerCache(LayerCache):
     def __init__(self, directory: str) -> None:
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
+            self._directory = directory
             self.path = os.path.join(directory, "layers.sqlite")
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
@@ -111,6 +117,10 @@ class SqliteLayerCache(LayerCache):
                              "stored REAL NOT NULL)")
         except (OSError, sqlite3.Error) as exc:
             raise CacheError(f"cannot open the layer cache in {directory}: {exc}") from None
+
+    @property
+    def directory(self) -> Optional[str]:
+        return self._directory
 
     def get(self, key: str, layer_index: int) -> Optional[LayerScan]:
         try:

@@ -70,6 +70,11 @@ class ContentScanner:
             buf = buf[keep_from:] + more
         return _dedupe(found)
 
+    def scan_whole(self, buf: bytes, path: str) -> list[Located]:
+        """`scan_stream` of text that fits one chunk, given whole: the same matches and lines."""
+        found = [Located(m, 1 + buf.count(b"\n", 0, m.start)) for m in self.scan_buffer(buf, path)]
+        return _dedupe(found)
+
     def hits(self, read: Callable[[int], bytes], path: str, ordinal: int,
              inner_path: Optional[str] = None) -> list[Hit]:
         return [to_hit(loc.match, path, loc.line, ordinal, self.keep_values, inner_path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import enum
+import io
 import re
 from dataclasses import replace
 from typing import Callable, Optional
@@ -222,6 +223,13 @@ class PushScan:
                 self._found.append(Located(replace(m, start=key[1], end=m.end + self._base), None))
         del self._pending[:limit]
         self._base += limit
+
+
+def scan_bytes(content: ContentScanner, data: bytes, path: Optional[str]) -> list[Located]:
+    """`scan_views` of a file held whole in memory; plain text of one chunk goes straight in."""
+    if len(data) <= content.chunk and classify(data[:BINARY_SNIFF]) is TextKind.TEXT:
+        return content.scan_whole(data, path)
+    return scan_views(content, io.BytesIO(data).read, path)
 
 
 def scan_views(content: ContentScanner, read: Read, path: Optional[str]) -> list[Located]:

@@ -7,7 +7,10 @@ buffer) everywhere else. `LAYERSCAN_PREFILTER=python` forces the fallback.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import platform
 import re
 from typing import Optional, Sequence
 
@@ -169,6 +172,7 @@ class RulePrefilter:
         self.shapes: list[bytes] = []
         self._db = self._scratch = None
         self._serialized: Optional[bytes] = None
+        self.store: Optional[str] = None  # a directory to keep the compiled database in (the cache dir)
 
     def add_shape(self, pattern: bytes) -> int:
         """Another pattern for the same pass (prefilter mode); its ends come back in `shapes`."""
@@ -201,10 +205,15 @@ class RulePrefilter:
     def _compile(self) -> None:
         if self._serialized is None and self._key() in _COMPILED:
             self.__dict__.update(_COMPILED[self._key()])
+        if self._serialized is None:
+            self._load_stored()
         if self._serialized is not None:
-            self._db = hyperscan.loadb(self._serialized, hyperscan.HS_MODE_BLOCK)
-            self._scratch = hyperscan.Scratch(self._db)
-            return
+            try:
+                self._db = hyperscan.loadb(self._serialized, hyperscan.HS_MODE_BLOCK)
+                self._scratch = hyperscan.Scratch(self._db)
+                return
+            except hyperscan.error:  # compiled for another CPU: compile here
+                self._serialized = None
         supersets = [superset_pattern(p) for p in self.patterns]
         try:  # all rules at once: Hyperscan usually takes every one of them
             self._build(supersets, set(range(len(supersets))))
@@ -212,8 +221,51 @@ class RulePrefilter:
             ok = {i for i, superset in enumerate(supersets) if _compiles([superset], self.PREFILTER)}
             self._build(supersets, ok)
         self._serialized = hyperscan.dumpb(self._db)
-        _COMPILED[self._key()] = {"_serialized": self._serialized, "by_keyword": self.by_keyword,
-                                  "keyword_len": self.keyword_len, "_filtered": self._filtered}
+        _COMPILED[self._key()] = self._compiled_state()
+        self._save_stored()
+
+    def _compiled_state(self) -> dict:
+        return {"_serialized": self._serialized, "by_keyword": self.by_keyword,
+                "keyword_len": self.keyword_len, "_filtered": self._filtered}
+
+    def _stored_path(self) -> Optional[str]:
+        if not self.store:
+            return None
+        material = repr((self._key(), hyperscan.__version__ if hasattr(hyperscan, "__version__") else "",
+                         platform.machine())).encode()
+        return os.path.join(self.store, f"prefilter-{hashlib.sha256(material).hexdigest()[:32]}.hsdb")
+
+    def _load_stored(self) -> None:
+        """The database compiled by an earlier run, from the cache dir (`store`): a JSON head of
+        the tables, then Hyperscan's serialised database. Anything unreadable: compile again."""
+        path = self._stored_path()
+        if path is None:
+            return
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            size = int.from_bytes(data[:8], "big")
+            head = json.loads(data[8:8 + size])
+            self.by_keyword, self.keyword_len = head["by_keyword"], head["keyword_len"]
+            self._filtered = set(head["filtered"])
+            self._serialized = data[8 + size:]
+        except (OSError, ValueError, KeyError, TypeError):
+            self._serialized = None
+
+    def _save_stored(self) -> None:
+        path = self._stored_path()
+        if path is None:
+            return
+        head = json.dumps({"by_keyword": self.by_keyword, "keyword_len": self.keyword_len,
+                           "filtered": sorted(self._filtered)}).encode()
+        try:
+            os.makedirs(self.store, mode=0o700, exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(len(head).to_bytes(8, "big") + head + (self._serialized or b""))
+            os.replace(tmp, path)
+        except OSError:  # a read-only cache dir: compile next time too
+            pass
 
     PREFILTER = (hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_ALLOWEMPTY) if hyperscan else 0
 
@@ -277,7 +329,7 @@ class RulePrefilter:
     def __getstate__(self) -> dict:  # a compiled database does not pickle: its serialised form does
         if self._db is not None and self._serialized is None:
             self._serialized = hyperscan.dumpb(self._db)
-        state = {k: getattr(self, k) for k in ("patterns", "keywords", "widths", "shapes", "_serialized")}
+        state = {k: getattr(self, k) for k in ("patterns", "keywords", "widths", "shapes", "_serialized", "store")}
         if self._serialized is not None:
             state.update(by_keyword=self.by_keyword, keyword_len=self.keyword_len, _filtered=self._filtered)
         return state
@@ -293,7 +345,7 @@ class PythonRulePrefilter(RulePrefilter):
 
     engine = "python"
 
-    def _compile(self) -> None:
+    def _compile(self) -> None:  # nothing worth keeping on disk
         keyed = [i for i, ks in enumerate(self.keywords) if ks]
         self._find = PythonPrefilter(self._keyword_table(keyed))
         self._shape_res = [re.compile(s) for s in self.shapes]
@@ -307,7 +359,8 @@ class PythonRulePrefilter(RulePrefilter):
         return Prescan(self._spans(runs, len(buf)), shapes)
 
     def __getstate__(self) -> dict:
-        return {k: getattr(self, k) for k in ("patterns", "keywords", "widths", "shapes")} | {"_serialized": None}
+        return {k: getattr(self, k) for k in ("patterns", "keywords", "widths", "shapes")} | {"_serialized": None,
+                                                                                          "store": None}
 
 
 def merge_spans(spans: list[tuple[int, int]], size: int) -> Spans:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import enum
 import gzip
-import io
 import posixpath
 import tarfile
 import zlib
@@ -32,7 +31,7 @@ import stream_unzip as su
 import zstandard
 
 from scanner.detectors.content import ContentScanner, to_hit
-from scanner.detectors.decode import scan_views
+from scanner.detectors.decode import scan_bytes, scan_views
 from scanner.layers.tarstream import members, open_member, open_tar
 from scanner.limits import GiB, MiB, Limits
 from scanner.sources.blobs import GzipMembers
@@ -246,7 +245,7 @@ class FileScanner:
             data = _read_whole(read, size)
             loc = _Loc(path, ordinal)
             if archive_kind(data[:HEAD]) is None:
-                self._scan_text(io.BytesIO(data).read, loc)
+                self._report(scan_bytes(self.content, data[:cap], path), loc)
             else:
                 self._member(Feed(_iter_pull([data]), self._skip, cap=cap), loc)
             return self._hits, self._skipped
@@ -272,12 +271,11 @@ class FileScanner:
          ArchiveKind.GZIP: self._gzip, ArchiveKind.ZSTD: self._zstd}[kind](feed, loc)
 
     def _text(self, feed: Feed, loc: _Loc) -> None:
-        self._scan_text(feed.read, loc)
+        self._report(scan_views(self.content, feed.read, loc.parts[-1] if loc.parts else loc.path), loc)
 
-    def _scan_text(self, read: Callable[[int], bytes], loc: _Loc) -> None:
-        name = loc.parts[-1] if loc.parts else loc.path
+    def _report(self, located: list, loc: _Loc) -> None:
         keep = self.content.keep_values
-        for found in scan_views(self.content, read, name):
+        for found in located:
             self._hits.append(to_hit(found.match, loc.path, found.line, loc.ordinal, keep, loc.inner))
 
     # --- containers ------------------------------------------------------------------------

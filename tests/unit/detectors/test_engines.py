@@ -29,3 +29,29 @@ def test_python_prefilter_finds_what_hyperscan_finds(tmp_path, monkeypatch) -> N
     assert fast - slow == set()
     assert slow - fast == set()
     assert len(fast) >= len(corpus.plants)
+
+
+def test_compiled_rules_are_kept_in_the_cache_dir(tmp_path, monkeypatch) -> None:
+    """The next run loads the compiled database from the cache dir instead of compiling; a damaged
+    file there is compiled again, never an error."""
+    from scanner.detectors import prefilter
+    from scanner.detectors.signature import SignatureDetector
+    from tests import secrets_catalog as catalog
+
+    rules = load_rules()
+    text = f"token = {catalog.GITHUB_PAT}\n".encode()
+
+    def detector() -> SignatureDetector:
+        prefilter._COMPILED.clear()  # this process's own copies: only the disk may help
+        det = SignatureDetector(rules)
+        det.prefilter.store = str(tmp_path)
+        return det
+
+    first = [m.secret for m in detector().scan(text)]
+    assert first == [catalog.GITHUB_PAT.encode()]
+    (stored,) = tmp_path.glob("prefilter-*.hsdb")
+    with monkeypatch.context() as m:
+        m.setattr(prefilter.RulePrefilter, "_build", lambda *a: pytest.fail("compiled again"))
+        assert [m.secret for m in detector().scan(text)] == first
+    stored.write_bytes(b"\0\0\0\0\0\0\0\x02{}garbage")
+    assert [m.secret for m in detector().scan(text)] == first

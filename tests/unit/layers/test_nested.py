@@ -385,6 +385,14 @@ def test_max_file_size_of_a_layer_file(content):
     assert skipped == [f"file of {len(data)} bytes is over the max file size: only the first 1 MiB scanned"]
 
 
+def test_max_file_size_below_a_small_file(content):
+    """A file read whole (the small-file path) is still cut at the cap."""
+    data = PROPS + text_filler(20_000) + f"\n{PAT}\n".encode()
+    hits, skipped = scan(content, data, "/etc/app.conf", Limits(max_file_size=10_000))
+    assert hits == [(AWS, None, 3)]
+    assert skipped == [f"file of {len(data)} bytes is over the max file size: only the first 10000 bytes scanned"]
+
+
 def test_a_capped_archive_says_so_once(content):
     rnd = random.Random(5)
     blob = zip_bytes({"a.txt": PROPS, "b.bin": rnd.randbytes(700_000), "c.bin": rnd.randbytes(700_000)})
