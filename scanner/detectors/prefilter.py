@@ -1,9 +1,11 @@
-"""The keyword prefilter: one pass over a whole buffer finds every rule keyword (case-insensitive)
-and where it ends, so that rule regexes run only in windows around those places.
+"""The prefilter: one pass over a whole buffer finds where each rule could match, so that rule
+regexes run only in windows around those places.
 
-Two engines give the same answer: Hyperscan (a compiled multi-literal automaton, GB/s) where its
-wheel installs, and a pure-Python fallback (one `bytes.find` loop per keyword over the lower-cased
-buffer) everywhere else. `LAYERSCAN_PREFILTER=python` forces the fallback.
+`RulePrefilter` (Hyperscan): every rule's regex in prefilter mode, in one database, plus extra
+shapes (the entropy detector's). `PythonRulePrefilter`, the fallback where Hyperscan does not
+install: every rule around its keywords (one `bytes.find` loop per keyword over the lower-cased
+buffer); the same findings, slower. `LAYERSCAN_PREFILTER=python` forces the fallback. The keyword
+finders (`HyperscanPrefilter`, `PythonPrefilter`) also serve the UTF-16 keyword test of binaries.
 """
 from __future__ import annotations
 
@@ -76,23 +78,6 @@ class HyperscanPrefilter:
 
         def on_match(kid: int, start: int, end: int, flags: int, context: object) -> None:
             out.setdefault(kid, []).append(end)
-
-        if buf:
-            self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch)
-        return out
-
-    def find_runs(self, buf: bytes) -> KeywordRuns:
-        """`runs_of(find(buf))`, clustered as the matches arrive (in order of their end)."""
-        out: KeywordRuns = {}
-
-        def on_match(kid: int, start: int, end: int, flags: int, context: object) -> None:
-            runs = out.get(kid)
-            if runs is None:
-                out[kid] = [[end, end]]
-            elif end - runs[-1][1] <= RUN_GAP:
-                runs[-1][1] = end
-            else:
-                runs.append([end, end])
 
         if buf:
             self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch)

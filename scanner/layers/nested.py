@@ -244,9 +244,10 @@ class FileScanner:
         if size <= PULL:  # most files: read whole in one go, no layers of readers in between
             data = _read_whole(read, size)
             loc = _Loc(path, ordinal)
-            if archive_kind(data[:HEAD]) is None:
+            kind = archive_kind(data[:HEAD])
+            if kind is None:
                 self._report(scan_bytes(self.content, data[:cap], path), loc)
-            else:
+            elif not (kind is ArchiveKind.GZIP and size <= cap and self._small_gzip(data, loc)):
                 self._member(Feed(_iter_pull([data]), self._skip, cap=cap), loc)
             return self._hits, self._skipped
         feed = Feed(_layer_pull(read), self._skip, cap=cap)
@@ -335,6 +336,29 @@ class FileScanner:
     def _gzip(self, src: Feed, loc: _Loc) -> None:
         name = _gzip_name(src.peek(HEAD)) or _plain_name(loc, (".gz", ".gzip"), {".tgz": ".tar"})
         self._expand(ArchiveKind.GZIP, GzipMembers(src, ZIP_READ), src, loc, name, _GZIP_ERRORS)
+
+    def _small_gzip(self, data: bytes, loc: _Loc) -> bool:
+        """A small gzip file of the layer (a man page, a changelog) holding plain text, inflated in
+        one call: what `_gzip` finds in it, without its streams, when no limit can be reached on
+        the way (it expands to at most RATIO_FLOOR, the max file size and what the layer's budget
+        has left). False, nothing done: anything else (several members, damage, an archive
+        inside, a limit in reach) takes the streaming path, which says why."""
+        limits = self.limits
+        most = min(RATIO_FLOOR, limits.max_file_size, limits.max_archive_bytes, self._layer.limit - self._layer.used)
+        if limits.max_depth < 1 or most <= 0:
+            return False
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            text = inflate.decompress(data, most + 1)
+        except zlib.error:
+            return False
+        if not inflate.eof or len(text) > most or inflate.unused_data.strip(b"\0") or archive_kind(text[:HEAD]):
+            return False
+        self._layer.spend(len(text))
+        name = _gzip_name(data[:HEAD]) or _plain_name(loc, (".gz", ".gzip"), {".tgz": ".tar"})
+        child = loc.child(name)
+        self._report(scan_bytes(self.content, text, name), child)
+        return True
 
     def _zstd(self, src: Feed, loc: _Loc) -> None:
         reader = zstandard.ZstdDecompressor(max_window_size=ZSTD_MAX_WINDOW).stream_reader(

@@ -469,3 +469,37 @@ def test_zstd_frame_with_a_huge_window_is_skipped_not_decoded(content):
         w.write(PROPS)
     assert scan(content, out.getvalue(), "/x.zst") == (
         [], ["zstd: a frame needs over 32 MiB of decoder memory: not decoded"])
+
+
+# --- a small gzip file inflated in one call finds what the streams find --------------------------
+
+def _named_gz(name: str, data: bytes) -> bytes:
+    out = io.BytesIO()
+    with gzip.GzipFile(filename=name, mode="wb", fileobj=out, mtime=0) as f:
+        f.write(data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("name,blob", [
+    ("text", gz(PROPS)),
+    ("named", _named_gz("app.properties", PROPS)),
+    ("zero padded", gz(PROPS) + b"\0" * 600),
+    ("two members", gz(PROPS) + gz(f"\n{PAT}\n".encode())),
+    ("garbage after", gz(PROPS) + b"garbage!"),
+    ("truncated", gz(PROPS + text_filler(50_000))[:-20]),
+    ("crc damaged", gz(PROPS)[:-8] + b"\0\0\0\0" + gz(PROPS)[-4:]),
+    ("tar inside", gz(tar_bytes({"a.properties": PROPS}))),
+    ("gzip inside", gz(gz(PROPS))),
+    ("expands past the ratio floor", gz(PROPS + b"\0" * (2 * MiB))),
+    ("over the max file size", gz(text_filler(300_000) + f"\n{PAT}\n".encode())),
+])
+def test_small_gzip_in_one_call_equals_the_streams(content, monkeypatch, name, blob):
+    limits = Limits(max_file_size=200_000)
+    used = []
+    one_call = FileScanner._small_gzip
+    monkeypatch.setattr(FileScanner, "_small_gzip", lambda self, data, loc: used.append(one_call(self, data, loc)) or used[-1])
+    fast = scan(content, blob, "/usr/share/doc/x/notes.gz", limits)
+    if name in ("text", "named", "zero padded"):
+        assert used == [True] and fast[0], "the one-call path was not taken"
+    monkeypatch.setattr(FileScanner, "_small_gzip", lambda self, data, loc: False)
+    assert scan(content, blob, "/usr/share/doc/x/notes.gz", limits) == fast, name
