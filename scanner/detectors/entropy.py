@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from functools import lru_cache
 from typing import Iterator, Optional
 
 from detect_secrets.filters.heuristic import (
@@ -106,11 +107,15 @@ def _groups(path: str) -> dict:
     """The KeywordDetector regexes detect-secrets uses for this kind of file; config-style (quotes
     optional) for .env files, shell, Dockerfiles and files without an extension."""
     name = posixpath.basename(path)
-    groups = REGEX_BY_FILETYPE.get(determine_file_type(name))
+    return _groups_for(posixpath.splitext(name)[1], name.startswith((".env", "Dockerfile")) or name.endswith(".env"))
+
+
+@lru_cache(maxsize=1024)
+def _groups_for(ext: str, env_like: bool) -> dict:
+    groups = REGEX_BY_FILETYPE.get(determine_file_type("file" + ext))  # it reads the extension only
     if groups is not None:
         return groups
-    ext = posixpath.splitext(name)[1].lower()
-    if ext in _CONFIG_LIKE or name.startswith((".env", "Dockerfile")) or name.endswith(".env"):
+    if ext.lower() in _CONFIG_LIKE or env_like:
         return CONFIG_DENYLIST_REGEX_TO_GROUP
     return QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
 

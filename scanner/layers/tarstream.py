@@ -21,6 +21,7 @@ Every problem is a `tarfile.ReadError` with a reason: the caller's "corrupt tar"
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 import zlib
 from typing import BinaryIO, Iterator, Optional
@@ -72,6 +73,28 @@ def _nti(field: bytes) -> int:
 def _nts(field: bytes, encoding: str, errors: str) -> str:
     end = field.find(b"\0")
     return (field if end < 0 else field[:end]).decode(encoding, errors)
+
+
+_PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")  # "<length> <keyword>=<value>\n", POSIX.1-2001
+
+
+def _plain_pax_records(buf: bytes) -> Optional[dict[str, str]]:
+    """The records of an extended header, keyword -> value, when all are plain UTF-8 and none is
+    a charset or a GNU sparse field; else None."""
+    if b"hdrcharset" in buf or b"GNU.sparse" in buf:
+        return None
+    records: dict[str, str] = {}
+    pos = 0
+    while (m := _PAX_RECORD.match(buf, pos)) is not None:
+        length = int(m.group(1))
+        if length == 0:
+            return None
+        try:
+            records[m.group(2).decode("utf-8")] = buf[m.end(2) + 1:m.start(1) + length - 1].decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        pos += length
+    return records
 
 
 class SafeTarInfo(tarfile.TarInfo):
@@ -135,7 +158,34 @@ class SafeTarInfo(tarfile.TarInfo):
         if self.type in _SPECIAL and self.size > MAX_SPECIAL:
             raise tarfile.ReadError(f"extended header of {self.size} bytes at byte {self.offset} "
                                     f"(over {MAX_SPECIAL})")
+        if self.type == tarfile.XHDTYPE and isinstance(tf, TarStream) and not tf.pax_headers:
+            member = self._proc_plain_pax(tf)
+            if member is not None:
+                return member
         return super()._proc_member(tf)  # type: ignore[misc]
+
+    def _proc_plain_pax(self, tf: "TarStream") -> Optional[tarfile.TarInfo]:
+        """An extended header of plain UTF-8 records (what nearly every writer makes), applied to
+        the member after it as `tarfile` applies it, without its searches for a charset and
+        sparse maps. None, the header put back unread: `tarfile` reads it (a charset, a GNU sparse
+        map, bytes that are not UTF-8, a malformed record)."""
+        buf = tf.fileobj.read(self._block(self.size))
+        records = _plain_pax_records(buf)
+        if records is None:
+            tf.fileobj.unread(buf)
+            return None
+        try:
+            member = self.fromtarfile(tf)  # type: ignore[arg-type]
+        except tarfile.HeaderError as exc:  # type: ignore[attr-defined]
+            raise tarfile.SubsequentHeaderError(str(exc)) from None  # type: ignore[attr-defined]
+        member._apply_pax_info(records, tf.encoding, tf.errors)  # type: ignore[attr-defined]
+        member.offset = self.offset
+        if "size" in records:  # the header's size replaced: the next header is elsewhere
+            offset = member.offset_data  # type: ignore[attr-defined]
+            if member.isreg() or member.type not in tarfile.SUPPORTED_TYPES:
+                offset += member._block(member.size)  # type: ignore[attr-defined]
+            tf.offset = offset
+        return member
 
     def _proc_sparse(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
         """tarfile's own, with its extension blocks bounded and checked for a cut."""
@@ -226,6 +276,11 @@ class _Buffered:
             self._start += len(data)
             have += len(data)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def unread(self, data: bytes) -> None:
+        """Put back `data`, the bytes just read: the next read starts with them."""
+        start = self.tell() - len(data)
+        self._buf, self._pos, self._start = data + self._buf[self._pos:], 0, start
 
     def skip(self, n: int) -> bool:
         """Read past `n` bytes; False if the stream ended first."""

@@ -92,3 +92,84 @@ def test_buffered_reader_reads_and_skips_exactly() -> None:
                 assert reader.read(n) == data[pos:pos + n]
                 pos = min(len(data), pos + n)
             assert reader.tell() == pos
+
+
+# --- whole streams: the lean reader lists what tarfile lists --------------------------------------
+
+MEMBER_FIELDS = FIELDS + ("offset", "offset_data", "pax_headers", "sparse")
+
+
+def listing(read_members, data: bytes):
+    out = []
+    try:
+        for info in read_members(data):
+            out.append({f: getattr(info, f, None) for f in MEMBER_FIELDS})
+    except Exception as exc:
+        out.append((type(exc).__name__,))
+    return out
+
+
+def with_tarfile(data: bytes):
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r|", tarinfo=SafeTarInfo) as tf:
+        for info in tf:
+            yield info
+
+
+def with_lean_reader(data: bytes):
+    from scanner.layers.tarstream import members, open_tar
+    yield from members(open_tar(io.BytesIO(data), 1024))
+
+
+def streams() -> list[bytes]:
+    r = random.Random(8)
+    out = []
+    names = ["a.txt", "ü/é.txt", "x" * 150, "d/" + "y" * 120 + ".py", "bad\udcff.bin", "dir/"]
+    for _ in range(150):
+        buf = io.BytesIO()
+        fmt = r.choice([tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
+        with tarfile.open(fileobj=buf, mode="w", format=fmt, encoding="utf-8", errors="surrogateescape",
+                          pax_headers=r.choice([{}, {}, {"comment": "g"}])) as tf:
+            for i in range(r.randint(1, 5)):
+                info = tarfile.TarInfo(r.choice(names) + str(i))
+                data = r.randbytes(r.randint(0, 1500))
+                info.size, info.mtime = len(data), r.choice([0, 1.5e9 + 0.25, 2 ** 34])
+                info.uname, info.uid = r.choice(["", "ü", "root"]), r.choice([0, 2 ** 21 + 1])
+                if r.random() < 0.2:
+                    info.pax_headers = {"comment": r.choice(["x", "é"]), "size": str(len(data))}
+                try:
+                    tf.addfile(info, io.BytesIO(data))
+                except ValueError:
+                    continue
+        raw = buf.getvalue()
+        out.append(raw)
+        for _ in range(3):  # damage: a byte anywhere, mostly in the first headers
+            m = bytearray(raw)
+            at = r.randrange(min(len(m), 3072))
+            m[at] = r.choice([0, 0x0A, ord("="), ord("9"), 0xFF, r.getrandbits(8)])
+            out.append(bytes(m))
+    return out
+
+
+def size_only_in_pax() -> bytes:
+    """A member whose size is given by its PAX record alone (the header says 0), as for files over
+    8 GiB: the next header is found from the record's size."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in (("big.bin", b"x" * 1300), ("after.txt", b"hello")):
+            info = tarfile.TarInfo(name)
+            info.size, info.pax_headers = len(data), {"size": str(len(data))}
+            tf.addfile(info, io.BytesIO(data))
+    raw = bytearray(buf.getvalue())
+    header = raw.index(b"big.bin", 512) - raw.index(b"big.bin", 512) % 512  # the header after the PAX one
+    raw[header + 124:header + 136] = b"00000000000\0"
+    raw[header + 148:header + 156] = b" " * 8
+    raw[header + 148:header + 156] = b"%06o\0 " % (sum(raw[header:header + 512]))
+    return bytes(raw)
+
+
+def test_streams_list_the_same_members_as_tarfile() -> None:
+    lean = listing(with_lean_reader, size_only_in_pax())
+    assert [m["name"] for m in lean] == ["big.bin", "after.txt"] and lean[0]["size"] == 1300
+    assert lean == listing(with_tarfile, size_only_in_pax())
+    for data in streams():
+        assert listing(with_lean_reader, data) == listing(with_tarfile, data), data[:1536]
