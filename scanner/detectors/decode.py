@@ -69,7 +69,7 @@ def _is_pyc(head: bytes) -> bool:
 def _utf16_by_nuls(sample: bytes) -> Optional[TextKind]:
     """Mostly-ASCII UTF-16 has a NUL in one byte of nearly every pair and almost never in the other."""
     pairs = len(sample) // 2
-    if pairs < MIN_RUN:
+    if pairs < MIN_RUN or b"\0" not in sample:  # no NUL, no NUL pattern (most text files)
         return None
     even, odd = sample[0:pairs * 2:2].count(0), sample[1:pairs * 2:2].count(0)
     if odd >= 0.3 * pairs and even <= 0.05 * pairs:

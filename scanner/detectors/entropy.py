@@ -103,6 +103,12 @@ _CONFIG_LIKE = {"", ".env", ".sh", ".bash", ".zsh", ".rc", ".txt", ".service", "
                 ".credentials", ".config", ".list", ".dockerfile", ".tfvars", ".hcl"}
 
 
+@lru_cache(maxsize=4096)  # asked for every buffer of a file
+def _not_for_secrets(path: str) -> bool:
+    """Documentation, lock files and checksum lists: examples and hashes, not secrets."""
+    return bool(_CHECKSUM_FILES.search(path) or is_lock_file(path) or is_documentation(path))
+
+
 def _groups(path: str) -> dict:
     """The KeywordDetector regexes detect-secrets uses for this kind of file; config-style (quotes
     optional) for .env files, shell, Dockerfiles and files without an extension."""
@@ -163,7 +169,7 @@ class EntropyDetector(Detector):
 
     def scan(self, buf: bytes, path: Optional[str] = None) -> Iterator[Match]:
         # documentation and lockfiles hold examples and checksums
-        if path is not None and (_CHECKSUM_FILES.search(path) or is_lock_file(path) or is_documentation(path)):
+        if path is not None and _not_for_secrets(path):
             return iter(())
         # a config value (no path): the config detector checks the names it knows (`*_PASSWORD`)
         config, binary = path is None, b"\0" in buf

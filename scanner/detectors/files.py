@@ -248,7 +248,7 @@ def parser_for(path: str) -> Optional[Callable[[bytes], Found]]:
     if (parent == ".kube" and name == "config") or "kubeconfig" in name.lower() \
             or (path.startswith(("/etc/kubernetes/", "etc/kubernetes/")) and name.endswith(".conf")):
         return kubeconfig
-    if re.fullmatch(r"g?shadow-?", name) and parent == "etc":
+    if parent == "etc" and re.fullmatch(r"g?shadow-?", name):
         return shadow
     return None
 
