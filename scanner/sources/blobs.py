@@ -301,7 +301,8 @@ def layer_stream(raw: HashingReader, what: str) -> Iterator[HashingReader]:
     plain = None
     try:
         plain = decompress(raw)
-        if isinstance(plain, io.BufferedReader):  # not compressed: the blob's hash is the tar's
+        if isinstance(plain, io.BufferedReader):  # not compressed: read and hashed (the blob's hash
+            plain = Prefetch(plain)                  # is the tar's) on another core, ahead of the walk
             tar = HashingReader(plain, decoding=what, same_as=raw)
         else:  # decompressed and hashed on another core, ahead of the walk
             ahead = HashingReader(plain, decoding=what)
