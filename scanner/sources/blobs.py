@@ -23,6 +23,7 @@ from scanner.sources.interface import SourceError
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 READ_SIZE = 1 << 20
+GZIP_STEP = 256 << 10  # compressed bytes inflated at a time: larger steps copy zlib's unconsumed input more
 
 
 class HashingReader(io.RawIOBase):
@@ -153,7 +154,7 @@ def decompress(raw: BinaryIO) -> BinaryIO:
     buffered = io.BufferedReader(raw, READ_SIZE)  # type: ignore[arg-type]
     kind = sniff(buffered)
     if kind == "gzip":
-        return GzipMembers(buffered)  # type: ignore[return-value]
+        return GzipMembers(buffered, GZIP_STEP)  # type: ignore[return-value]
     if kind == "zstd":
         return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
     return buffered
