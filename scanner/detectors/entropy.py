@@ -146,12 +146,15 @@ class EntropyDetector(Detector):
     def may_hold_utf16(self, buf: bytes) -> bool:
         return False  # the UTF-16 strings of binaries are left to the signature rules
 
+    def _shape_ends(self, buf: bytes) -> list[int]:
+        found = self._pass.prescan(buf) if self._pass is self.signature else self._pass.scan(buf)
+        return found.shapes.get(self._shape_id, [])
+
     def candidates(self, buf: bytes, binary: bool = False) -> list[tuple[int, int]]:
         """(start, end) of each line (at most LINE bytes each side) where the shape was seen. In
         binary content only a string delimited by NUL or a newline on both sides counts (a C
         string); Go's string tables, one run of text without delimiters, do not."""
-        found = self._pass.prescan(buf) if self._pass is self.signature else self._pass.scan(buf)
-        ends = found.shapes.get(self._shape_id, [])
+        ends = self._shape_ends(buf)
         spans: list[tuple[int, int]] = []
         for end in sorted(ends):
             if spans and end <= spans[-1][1]:
@@ -168,8 +171,9 @@ class EntropyDetector(Detector):
         return spans
 
     def scan(self, buf: bytes, path: Optional[str] = None) -> Iterator[Match]:
-        # documentation and lockfiles hold examples and checksums
-        if path is not None and _not_for_secrets(path):
+        # nothing shaped like an assignment (most buffers); documentation and lockfiles hold
+        # examples and checksums
+        if not self._shape_ends(buf) or (path is not None and _not_for_secrets(path)):
             return iter(())
         # a config value (no path): the config detector checks the names it knows (`*_PASSWORD`)
         config, binary = path is None, b"\0" in buf

@@ -234,9 +234,13 @@ _BY_NAME: dict[str, Callable[[bytes], Found]] = {
 }
 
 
+_NAMED_BY_PARENT = frozenset({"credentials", "config", "config.json"})
+
+
 def parser_for(path: str) -> Optional[Callable[[bytes], Found]]:
     name = posixpath.basename(path)
-    parent = posixpath.basename(posixpath.dirname(path))
+    # every test of the parent directory goes with one of these names
+    parent = posixpath.basename(posixpath.dirname(path)) if name in _NAMED_BY_PARENT or "shadow" in name else None
     if name in _BY_NAME:
         return _BY_NAME[name]
     if parent == ".aws" and name in ("credentials", "config"):

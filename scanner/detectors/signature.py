@@ -111,14 +111,17 @@ class SignatureDetector(Detector):
         return [self.rules.rules[ri] for ri in sorted(set(self._whole()) | set(placed))]
 
     def scan(self, buf: bytes, path: Optional[str] = None) -> Iterator[Match]:
+        placed, whole = self.windows(buf), self._whole()
+        if not placed and not whole:  # no rule can match anywhere in buf (most buffers)
+            return iter(())
         found: list[Match] = []
         skip = context_only if is_documentation(path) else _never  # docs: examples, not secrets
         code = is_source_code(path)
         rules = self.rules.rules
-        for ri in self._whole():
+        for ri in whole:
             if not skip(rules[ri]) and (not self._keywords[ri] or _has_keyword(buf, 0, len(buf), self._keywords[ri])):
                 self._run(rules[ri], buf, 0, len(buf), found, code)
-        for ri, spans in self.windows(buf).items():
+        for ri, spans in placed.items():
             if skip(rules[ri]):
                 continue
             for start, end in spans:
