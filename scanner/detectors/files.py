@@ -74,33 +74,29 @@ def _value(buf: bytes, m: re.Match, group: str = "value") -> Optional[tuple[int,
     return start, end
 
 
+def _values(rule: str, pattern: re.Pattern, buf: bytes, key: Optional[Callable[[bytes], bool]] = None) -> Found:
+    """Each `value` that `pattern` finds (where its `key` group passes `key`, if given), unquoted;
+    placeholders and variable references left out."""
+    for m in pattern.finditer(buf):
+        if key is None or key(m.group("key")):
+            span = _value(buf, m)
+            if span:
+                yield rule, *span
+
+
 def npmrc(buf: bytes) -> Found:
-    for m in _NPMRC.finditer(buf):
-        if _NPM_KEYS.search(m.group("key").strip()):
-            span = _value(buf, m)
-            if span:
-                yield "npmrc-credential", *span
-    for m in _YAML_KV.finditer(buf):  # .yarnrc.yml
-        if m.group("key") in (b"npmAuthToken", b"npmAuthIdent"):
-            span = _value(buf, m)
-            if span:
-                yield "npmrc-credential", *span
+    yield from _values("npmrc-credential", _NPMRC, buf, lambda k: bool(_NPM_KEYS.search(k.strip())))
+    yield from _values("npmrc-credential", _YAML_KV, buf,  # .yarnrc.yml
+                       lambda k: k in (b"npmAuthToken", b"npmAuthIdent"))
 
 
 def pypirc(buf: bytes) -> Found:
-    for m in _INI.finditer(buf):
-        if m.group("key").strip().lower() == b"password":
-            span = _value(buf, m)
-            if span:
-                yield "pypirc-password", *span
+    return _values("pypirc-password", _INI, buf, lambda k: k.strip().lower() == b"password")
 
 
 def aws_credentials(buf: bytes) -> Found:
-    for m in _INI.finditer(buf):
-        if m.group("key").strip().lower() in (b"aws_secret_access_key", b"aws_session_token"):
-            span = _value(buf, m)
-            if span:
-                yield "aws-credentials-file", *span
+    return _values("aws-credentials-file", _INI, buf,
+                   lambda k: k.strip().lower() in (b"aws_secret_access_key", b"aws_session_token"))
 
 
 def docker_config(buf: bytes) -> Found:
@@ -130,27 +126,17 @@ def _basic_password(value: str) -> bool:
 
 
 def git_credentials(buf: bytes) -> Found:
-    for m in _GIT_CREDENTIAL.finditer(buf):
-        span = _value(buf, m)
-        if span:
-            yield "git-credentials-password", *span
+    return _values("git-credentials-password", _GIT_CREDENTIAL, buf)
 
 
 def kubeconfig(buf: bytes) -> Found:
     if not re.search(rb"(?m)^kind:[ \t]*Config\b", buf) and b"clusters:" not in buf:
         return
-    for m in _YAML_KV.finditer(buf):
-        if m.group("key") in _KUBE_KEYS:
-            span = _value(buf, m)
-            if span:
-                yield "kubeconfig-credential", *span
+    yield from _values("kubeconfig-credential", _YAML_KV, buf, lambda k: k in _KUBE_KEYS)
 
 
 def netrc(buf: bytes) -> Found:
-    for m in _NETRC_PASSWORD.finditer(buf):
-        span = _value(buf, m)
-        if span:
-            yield "netrc-credential", *span
+    return _values("netrc-credential", _NETRC_PASSWORD, buf)
 
 
 def pgpass(buf: bytes) -> Found:
