@@ -15,16 +15,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
 from tests import secrets_catalog as catalog
 from tests import services
+from tests.integration.runcli import REPO_ROOT, assert_one_line_error, cli, report, sha
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NAME = "layerscan-test/daemon-leaky:1"
 DOCKERFILE = f"""\
 FROM {services.BASE_IMAGE}
@@ -37,42 +36,9 @@ ENV GITHUB_TOKEN={catalog.GITHUB_PAT}
 """
 
 
-def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def cli(*args, env: Optional[dict] = None) -> subprocess.CompletedProcess:
-    """`layerscan ARGS` with a TMPDIR of its own; `.leftovers` lists what it left there."""
-    tmp = Path(tempfile.mkdtemp(prefix="ls-tmp-"))
-    try:
-        proc = subprocess.run([sys.executable, "-m", "scanner", "--no-progress", *map(str, args)],
-                              capture_output=True, text=True, cwd=REPO_ROOT, timeout=300, stdin=subprocess.DEVNULL,
-                              env={**os.environ, "TMPDIR": str(tmp), **(env or {})})
-        proc.leftovers = sorted(p.name for p in tmp.iterdir())  # type: ignore[attr-defined]
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return proc
-
-
-def report(proc: subprocess.CompletedProcess) -> dict:
-    assert proc.returncode == 1, f"exit {proc.returncode}: {proc.stderr[-1500:]}"
-    assert proc.leftovers == [], "temp files left behind"
-    assert proc.stderr == "", proc.stderr  # nothing logged on success (no warnings, never a credential)
-    return json.loads(proc.stdout)
-
-
 def comparable(doc: dict) -> list[tuple]:
     return sorted((f["fingerprint"], f["status"], f["location"]["path"], (f["layer"] or {}).get("diff_id"),
                    (f["removed_in"] or {}).get("index")) for f in doc["findings"])
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert proc.returncode == 2, f"exit {proc.returncode}: {proc.stderr[-1500:]}"
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("layerscan: error: "), proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert proc.leftovers == []
 
 
 @pytest.fixture(scope="module")

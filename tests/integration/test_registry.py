@@ -8,7 +8,6 @@ afterwards: nothing of an image may be left on disk, whatever the outcome.
 from __future__ import annotations
 
 import base64
-import hashlib
 import http.server
 import json
 import os
@@ -32,10 +31,10 @@ import pytest
 from tests import imagekit as ik
 from tests import secrets_catalog as catalog
 from tests import services
+from tests.integration.runcli import REPO_ROOT, assert_one_line_error, cli, report, sha
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NO_ENGINE = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}  # bare names must not find an engine
 
 
@@ -79,43 +78,8 @@ def anon_ref(registry, leaky_archive) -> str:
 # --- running the CLI ---------------------------------------------------------------------
 
 
-def cli(*args, stdin: str = "", env: Optional[dict] = None) -> subprocess.CompletedProcess:
-    """`layerscan ARGS` with a TMPDIR of its own; `.leftovers` lists what it left there."""
-    tmp = Path(tempfile.mkdtemp(prefix="ls-tmp-"))
-    environ = {**os.environ, "TMPDIR": str(tmp), **(env or {})}
-    try:
-        proc = subprocess.run([sys.executable, "-m", "scanner", "--no-progress", *map(str, args)], input=stdin,
-                              capture_output=True, text=True, env=environ, cwd=REPO_ROOT, timeout=300)
-        proc.leftovers = sorted(p.name for p in tmp.iterdir())  # type: ignore[attr-defined]
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return proc
-
-
-def report(proc: subprocess.CompletedProcess) -> dict:
-    assert proc.returncode == 1, f"exit {proc.returncode}: {proc.stderr[-1500:]}"
-    assert proc.leftovers == []
-    assert proc.stderr == "", proc.stderr  # nothing logged on success (no warnings, never a credential)
-    return json.loads(proc.stdout)
-
-
-def sha(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
 def secrets_found(doc: dict) -> set[str]:
     return {f["secret"]["sha256"] for f in doc["findings"]}
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
-    assert proc.returncode == 2, f"exit {proc.returncode}: {proc.stderr[-1500:]}"
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("layerscan: error: "), proc.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert proc.stdout == ""
-    assert proc.leftovers == [], "temp files left behind"
-    return lines[0]
 
 
 # --- anonymous ---------------------------------------------------------------------------
