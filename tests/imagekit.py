@@ -26,6 +26,7 @@ import json
 import os
 import posixpath
 import tarfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence, Union
@@ -454,6 +455,15 @@ class Archive:
 def blob_path(digest: str) -> str:
     algo, hexd = digest.split(":", 1)
     return f"blobs/{algo}/{hexd}"
+
+
+def pack_zip(files: dict[str, bytes]) -> bytes:
+    """A deflated zip of `files` (name -> bytes, in order), every member dated 2024-01-01."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in files.items():
+            zf.writestr(zipfile.ZipInfo(name, (2024, 1, 1, 0, 0, 0)), data)
+    return out.getvalue()
 
 
 def pack_tar(files: dict[str, bytes], *, dirs: bool = True) -> bytes:

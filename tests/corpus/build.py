@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import sqlite3
 import struct
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -86,14 +84,6 @@ def _bytes(text: str | bytes) -> bytes:
     return text.encode() if isinstance(text, str) else text
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(zipfile.ZipInfo(name, (2024, 1, 1, 0, 0, 0)), data)
-    return out.getvalue()
-
-
 def _targz(members: dict[str, bytes]) -> bytes:
     return gzip.compress(ik.pack_tar(members, dirs=False), mtime=0)
 
@@ -154,7 +144,7 @@ def _plant_fixed(lay: _Layout, k: Kind, p: Plant, data: bytes) -> None:
         if location in ("zip", "targz"):
             archive = f"/app/{location}/{k.id}-{k.name.strip('.')}-backup.{'zip' if location == 'zip' else 'tar.gz'}"
             inner = path.lstrip("/")
-            blob = _zip({inner: data}) if location == "zip" else _targz({inner: data})
+            blob = ik.pack_zip({inner: data}) if location == "zip" else _targz({inner: data})
             lay.added.append(ik.file(archive, blob))
             lay.plant(k, location, archive, p.secret, inner)
             continue
@@ -181,7 +171,7 @@ def _plant_file(lay: _Layout, k: Kind, p: Plant, data: bytes, location: str, fol
         lay.added.append(ik.file(path, data))
     elif location == "zip":
         path, inner = f"{folder}.jar", f"BOOT-INF/classes/{k.name}"
-        lay.added.append(ik.file(path, _zip({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n", inner: data})))
+        lay.added.append(ik.file(path, ik.pack_zip({"META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n", inner: data})))
     elif location == "targz":
         path, inner = f"{folder}.tar.gz", f"app/{k.name}"
         lay.added.append(ik.file(path, _targz({inner: data})))

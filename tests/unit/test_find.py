@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -30,14 +28,6 @@ def sha(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def jar(members: dict[str, bytes]) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in members.items():
-            z.writestr(zipfile.ZipInfo(name, (2024, 1, 1, 0, 0, 0)), data)
-    return out.getvalue()
-
-
 def image_a() -> ik.ImageSpec:
     """The token in a present file; the password URL-encoded in a connection string."""
     return ik.ImageSpec([BASE, ik.LayerSpec("COPY app /app # buildkit", [
@@ -50,7 +40,7 @@ def image_b() -> ik.ImageSpec:
     """The token inside a jar and base64-encoded in a registry login; the AWS key in Env."""
     login = json.dumps({"auths": {"ghcr.io": {"auth": base64.b64encode(f"ci:{PAT}".encode()).decode()}}})
     return ik.ImageSpec([BASE, ik.LayerSpec("COPY build /app # buildkit", [
-        ik.dir("/app/lib"), ik.file("/app/lib/app.jar", jar({
+        ik.dir("/app/lib"), ik.file("/app/lib/app.jar", ik.pack_zip({
             "META-INF/MANIFEST.MF": b"Manifest-Version: 1.0\n",
             "BOOT-INF/classes/application.properties": f"github.token={PAT}\n".encode()})),
         ik.dir("/root/.docker"), ik.file("/root/.docker/config.json", login.encode(), mode=0o600)])],
