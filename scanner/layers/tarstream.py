@@ -26,11 +26,12 @@ lists is what `tarfile.open(mode="r|")` lists, header by header and error by err
 """
 from __future__ import annotations
 
-import io
 import re
 import tarfile
 import zlib
 from typing import BinaryIO, Iterator, Optional
+
+from scanner.sources.blobs import RawReader
 
 MAX_SPECIAL = 1 << 20  # bytes of one PAX header, GNU long name or sparse map (Go: the same)
 MAX_CHAIN = 64  # extended headers in a row before one member
@@ -340,14 +341,11 @@ class TarStream:
         return None
 
 
-class _Member(io.RawIOBase):
+class _Member(RawReader):
     """A member's stored bytes: exactly `size` of them, or an error if the stream ends first."""
 
     def __init__(self, src: _Buffered, size: int) -> None:
         self._src, self._left = src, size
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, n: int = -1) -> bytes:  # type: ignore[override]
         if n is None or n < 0 or n > self._left:
@@ -360,10 +358,6 @@ class _Member(io.RawIOBase):
         self._left -= n
         return data
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
 
 
 def open_tar(fileobj, bufsize: int = 64 << 10) -> TarStream:

@@ -26,7 +26,20 @@ READ_SIZE = 1 << 20
 GZIP_STEP = 256 << 10  # compressed bytes inflated at a time: larger steps copy zlib's unconsumed input more
 
 
-class HashingReader(io.RawIOBase):
+class RawReader(io.RawIOBase):
+    """A raw stream whose subclass implements `read` (the bytes it gives are used as they are, no
+    copy); `readinto`, for buffered readers built on top, copies what `read` gives."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+class HashingReader(RawReader):
     """Passes reads through, hashing and counting them. `limit` caps the bytes read (None: no cap)."""
 
     def __init__(self, inner: BinaryIO, limit: Optional[int] = None, decoding: Optional[str] = None,
@@ -40,27 +53,7 @@ class HashingReader(io.RawIOBase):
         self.count = 0
         self.raw: "HashingReader" = self
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        want = len(buffer)
-        if self._left is not None:
-            want = min(want, self._left)
-        if want <= 0:
-            return 0
-        data = self._read(want)
-        n = len(data)
-        buffer[:n] = data
-        if self._hashing:
-            self.hash.update(data)
-        self.count += n
-        if self._left is not None:
-            self._left -= n
-        return n
-
     def read(self, size: int = -1) -> bytes:  # type: ignore[override]
-        """The bytes themselves, not copied through `readinto`'s buffer (the hot path)."""
         if size is None or size < 0:
             return self.readall()
         if self._left is not None:
@@ -160,7 +153,7 @@ def decompress(raw: BinaryIO) -> BinaryIO:
     return buffered
 
 
-class Prefetch(io.RawIOBase):
+class Prefetch(RawReader):
     """Reads `inner` ahead in a thread of its own, `depth` chunks at most: decompression and the
     blob's hashing (zlib, zstd and hashlib let go of the GIL) run on another core while the walk
     parses and scans. An error of `inner` is raised by the `read` that reaches it."""
@@ -191,9 +184,6 @@ class Prefetch(io.RawIOBase):
             except queue.Full:
                 continue
 
-    def readable(self) -> bool:
-        return True
-
     def read(self, size: int = -1) -> bytes:  # type: ignore[override]
         if size is None or size < 0:
             return self.readall()
@@ -212,11 +202,6 @@ class Prefetch(io.RawIOBase):
         self._pos += len(out)
         return out
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
     def close(self) -> None:
         """Stop the thread (it may wait to hand over a chunk) before the blob it reads closes."""
         self._stop.set()
@@ -228,7 +213,7 @@ class Prefetch(io.RawIOBase):
         super().close()
 
 
-class GzipMembers(io.RawIOBase):
+class GzipMembers(RawReader):
     """gzip members back to back (zero padding between them allowed), as `gzip.GzipFile` reads
     them, but inflated by zlib in large steps: zlib parses each member's header and checks its
     CRC-32 and length itself. Errors: zlib.error, EOFError (cut), gzip.BadGzipFile (garbage)."""
@@ -239,9 +224,6 @@ class GzipMembers(io.RawIOBase):
         self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._input = b""  # compressed bytes read but not yet fed to zlib
         self._done = False
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:  # type: ignore[override]
         if size is None or size < 0:
@@ -259,11 +241,6 @@ class GzipMembers(io.RawIOBase):
             if out:
                 return out
         return b""
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
 
     def _next_member(self, rest: bytes) -> None:
         """After a member: only zero padding up to the end, or another member."""
