@@ -150,11 +150,13 @@ class EntropyDetector(Detector):
         found = self._pass.prescan(buf) if self._pass is self.signature else self._pass.scan(buf)
         return found.shapes.get(self._shape_id, [])
 
-    def candidates(self, buf: bytes, binary: bool = False) -> list[tuple[int, int]]:
-        """(start, end) of each line (at most LINE bytes each side) where the shape was seen. In
-        binary content only a string delimited by NUL or a newline on both sides counts (a C
-        string); Go's string tables, one run of text without delimiters, do not."""
-        ends = self._shape_ends(buf)
+    def candidates(self, buf: bytes, binary: bool = False,
+                   ends: Optional[list[int]] = None) -> list[tuple[int, int]]:
+        """(start, end) of each line (at most LINE bytes each side) where the shape was seen (at
+        `ends`, when the caller has them). In binary content only a string delimited by NUL or a
+        newline on both sides counts (a C string); Go's string tables, one run of text without
+        delimiters, do not."""
+        ends = self._shape_ends(buf) if ends is None else ends
         spans: list[tuple[int, int]] = []
         for end in sorted(ends):
             if spans and end <= spans[-1][1]:
@@ -173,7 +175,8 @@ class EntropyDetector(Detector):
     def scan(self, buf: bytes, path: Optional[str] = None) -> Iterator[Match]:
         # nothing shaped like an assignment (most buffers); documentation and lockfiles hold
         # examples and checksums
-        if not self._shape_ends(buf) or (path is not None and _not_for_secrets(path)):
+        ends = self._shape_ends(buf)
+        if not ends or (path is not None and _not_for_secrets(path)):
             return iter(())
         # a config value (no path): the config detector checks the names it knows (`*_PASSWORD`)
         config, binary = path is None, b"\0" in buf
@@ -182,7 +185,7 @@ class EntropyDetector(Detector):
         quoted = groups is not CONFIG_DENYLIST_REGEX_TO_GROUP  # source code: only quoted values are data
         found: list[Match] = []
         needs_quote = groups is QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
-        for start, end in self.candidates(buf, binary):
+        for start, end in self.candidates(buf, binary, ends):
             line = buf[start:end]
             if needs_quote and not _QUOTED.search(line.lower()):
                 continue  # in this type of file only a quoted value is data: none is assigned here
