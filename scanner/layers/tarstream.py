@@ -42,8 +42,6 @@ _SPECIAL = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.G
             tarfile.GNUTYPE_LONGLINK)
 # what tarfile's header parsing raises on malformed fields (UnicodeDecodeError is a ValueError)
 _PARSE_ERRORS = (ValueError, IndexError, OverflowError, KeyError, TypeError)
-
-
 _HIGH = bytes(range(128, 256))
 
 
@@ -53,9 +51,6 @@ def _calc_chksums(buf: bytes) -> tuple[int, int]:
     head = buf[:148] + buf[156:512]
     unsigned = 256 + sum(head)
     return unsigned, unsigned - 256 * (len(head) - len(head.translate(None, _HIGH)))
-
-
-tarfile.calc_chksums = _calc_chksums  # tarfile's header parsing looks it up at each header
 
 
 def _checksum_ok(buf: bytes, chksum: int) -> bool:
