@@ -30,6 +30,9 @@ NPM_PACKAGES = ["typescript", "webpack", "@babel/core", "eslint", "react", "reac
                 "aws-sdk", "lodash", "moment", "rxjs", "@angular/core", "jest", "prettier", "express"]
 
 
+LAYOUT = 2  # of the layers built: 2 = whole-second mtimes (1 had a PAX header per file); older ones are rebuilt
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -52,6 +55,10 @@ def tar_dir(src: Path, arc_prefix: str, out: Path) -> None:
                     continue
                 if info is None or not (info.isreg() or info.issym() or info.islnk()):
                     continue
+                # whole seconds, as Docker writes layers (moby's archive package truncates ModTime;
+                # Go's tar then needs no PAX header for it): a sub-second mtime would add a PAX
+                # header to every file, which no image built by Docker has
+                info.mtime = int(info.mtime)
                 if info.isreg():
                     with open(full, "rb") as f:
                         tf.addfile(info, f)
@@ -81,15 +88,18 @@ def build_archive(kind: str, compression: str, work: Path) -> tuple[Path, list[P
     meta = work / f"{kind}-{compression}.json"
     if out.exists() and meta.exists():
         m = json.loads(meta.read_text())
-        return out, [Path(p) for p in m["layers"]], m["bytes"]
+        if m.get("layout") == LAYOUT:
+            return out, [Path(p) for p in m["layers"]], m["bytes"]
     layers, diff_ids, total = [], [], 0
     for i, (src, prefix) in enumerate(layer_sources(kind, work)):
-        raw = work / f"{kind}-layer{i}.tar"
+        raw = work / f"{kind}-layer{i}-v{LAYOUT}.tar"
+        for old in work.glob(f"{kind}-layer{i}.tar*"):  # layout 1, named without a version
+            old.unlink()
         if not raw.exists():
             tar_dir(src, prefix, raw)
         total += raw.stat().st_size
         diff_ids.append("sha256:" + sha256_file(raw))
-        comp = work / f"{kind}-layer{i}.tar.{'gz' if compression == 'gzip' else 'zst'}"
+        comp = raw.with_suffix(f".tar.{'gz' if compression == 'gzip' else 'zst'}")
         if not comp.exists():
             cmd = ["gzip", "-6", "-c"] if compression == "gzip" else ["zstd", "-3", "-q", "-c", "-T0"]
             with open(comp, "wb") as f:
@@ -115,7 +125,7 @@ def build_archive(kind: str, compression: str, work: Path) -> tuple[Path, list[P
         info = tarfile.TarInfo("manifest.json")
         info.size = len(manifest)
         tf.addfile(info, __import__("io").BytesIO(manifest))
-    meta.write_text(json.dumps({"layers": [str(p) for p in layers], "bytes": total}))
+    meta.write_text(json.dumps({"layers": [str(p) for p in layers], "bytes": total, "layout": LAYOUT}))
     return out, layers, total
 
 

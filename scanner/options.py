@@ -93,6 +93,8 @@ SCAN_OPTIONS = [
                  help="Bytes expanded from nested archives in one layer."),
     click.option("--max-ratio", type=click.IntRange(1), default=_D.max_ratio, show_default=True,
                  help="Expanded/compressed ratio that marks a decompression bomb."),
+    click.option("--max-file-findings", type=click.IntRange(1), default=_D.max_file_findings, show_default=True,
+                 help="Findings reported of one file; past it the rest of the file is not scanned."),
     click.option("--max-image-bytes", type=Size(), default=_D.max_image_bytes, show_default="256G",
                  help="Uncompressed layer bytes of one image; over it the scan stops (exit 2)."),
     click.option("--max-image-files", type=click.IntRange(1), default=_D.max_image_files, show_default=True,
@@ -173,7 +175,8 @@ def build(opts: dict[str, Any]) -> Built:
         rules = rules.without(disabled - DETECTOR_RULES)
     limits = Limits(max_depth=opts["max_depth"], max_file_size=opts["max_file_size"],
                     max_archive_bytes=opts["max_archive_bytes"], max_layer_bytes=opts["max_layer_bytes"],
-                    max_ratio=opts["max_ratio"], max_image_bytes=opts["max_image_bytes"],
+                    max_ratio=opts["max_ratio"], max_file_findings=opts["max_file_findings"],
+                    max_image_bytes=opts["max_image_bytes"],
                     max_image_files=opts["max_image_files"])
     options = ScanOptions(reveal=opts.get("reveal", False), platform=opts["platform"], limits=limits,
                           workers=opts["workers"], registry=_registry(opts), timeout=opts["timeout"],

@@ -13,7 +13,7 @@ allowlist:
   secrets: [<sha256 hex of an accepted secret>]
   rules: [generic-password]
   paths: ['^/usr/share/doc/']
-limits: {max-depth: 2, max-file-size: 1G, max-archive-bytes: 1G, max-layer-bytes: 8G, max-ratio: 100,
+limits: {max-depth: 2, max-file-size: 1G, max-archive-bytes: 1G, max-layer-bytes: 8G, max-ratio: 100, max-file-findings: 5000,
          max-image-bytes: 64G, max-image-files: 1000000, timeout: 600}
 workers: 2
 cache-dir: /var/cache/layerscan
@@ -32,7 +32,7 @@ from scanner.errors import LayerscanError
 from scanner.gate import Allowlist
 
 FILENAME = ".layerscan.yaml"
-LIMIT_KEYS = {"max-depth", "max-file-size", "max-archive-bytes", "max-layer-bytes", "max-ratio",
+LIMIT_KEYS = {"max-depth", "max-file-size", "max-archive-bytes", "max-layer-bytes", "max-ratio", "max-file-findings",
               "max-image-bytes", "max-image-files", "timeout"}
 SCALAR_KEYS = {"fail-on": "fail_on", "fail-on-incomplete": "fail_on_incomplete",
                "fail-on-triaged": "fail_on_triaged", "workers": "workers", "format": "fmt"}

@@ -44,7 +44,9 @@ class ContentScanner:
     def scan_buffer(self, buf: bytes, path: Optional[str]) -> list[Match]:
         return [m for d in self.detectors for m in d.scan(buf, path)]
 
-    def scan_stream(self, read: Callable[[int], bytes], path: str) -> list[Located]:
+    def scan_stream(self, read: Callable[[int], bytes], path: str, most: Optional[int] = None) -> list[Located]:
+        """With `most`, reading stops after the chunk that takes the matches past `most` (a file
+        made of secrets would otherwise hold memory in proportion to its size)."""
         found: list[Located] = []
         buf = read(self.chunk)
         binary = b"\0" in buf[:BINARY_SNIFF]
@@ -54,10 +56,14 @@ class ContentScanner:
             more = read(self.chunk)
             final = not more
             limit = len(buf) if final else len(buf) - self.overlap
-            for m in self.scan_buffer(buf, path):
-                if base_offset + m.start >= reported and (m.start < limit or final):
-                    line = None if binary else base_line + buf.count(b"\n", 0, m.start)
-                    found.append(Located(_shift(m, base_offset), line))
+            new = [m for m in self.scan_buffer(buf, path)
+                   if base_offset + m.start >= reported and (m.start < limit or final)]
+            lines = [None] * len(new) if binary else line_numbers(buf, new, base_line)
+            found.extend(Located(_shift(m, base_offset), line) for m, line in zip(new, lines))
+            if most is not None and len(found) > most:
+                found = _dedupe(found)
+                if len(found) > most:
+                    break
             if final:
                 break
             reported = max(reported, base_offset + limit)
@@ -72,8 +78,8 @@ class ContentScanner:
 
     def scan_whole(self, buf: bytes, path: str) -> list[Located]:
         """`scan_stream` of text that fits one chunk, given whole: the same matches and lines."""
-        found = [Located(m, 1 + buf.count(b"\n", 0, m.start)) for m in self.scan_buffer(buf, path)]
-        return _dedupe(found)
+        matches = self.scan_buffer(buf, path)
+        return _dedupe([Located(m, line) for m, line in zip(matches, line_numbers(buf, matches))])
 
     def hits(self, read: Callable[[int], bytes], path: str, ordinal: int,
              inner_path: Optional[str] = None) -> list[Hit]:
@@ -86,6 +92,18 @@ def to_hit(m: Match, path: str, line: Optional[int], ordinal: int, keep: bool,
     return Hit(rule_id=m.rule_id, detector=m.detector, severity=m.severity, title=m.title,
                path=path, line=line, secret=make_secret(m.secret, keep), inner_path=inner_path,
                ordinal=ordinal)
+
+
+def line_numbers(buf: bytes, matches: list[Match], first: int = 1) -> list[int]:
+    """The line (`first` for the buffer's first) of each match's start, in the order given: the
+    newlines are counted in one pass, whatever the number of matches (a file made of secrets)."""
+    lines = [first] * len(matches)
+    line = pos = 0
+    for i in sorted(range(len(matches)), key=lambda i: matches[i].start):
+        line += buf.count(b"\n", pos, matches[i].start)
+        pos = matches[i].start
+        lines[i] += line
+    return lines
 
 
 def _shift(m: Match, offset: int) -> Match:

@@ -196,8 +196,8 @@ class PushScan:
     serves derived views (binary strings) whose line numbers mean nothing.
     """
 
-    def __init__(self, content: ContentScanner, path: Optional[str]) -> None:
-        self.content, self.path = content, path
+    def __init__(self, content: ContentScanner, path: Optional[str], most: Optional[int] = None) -> None:
+        self.content, self.path, self.most = content, path, most
         self._pending = bytearray()
         self._base = 0
         self._found: list[Located] = []
@@ -214,6 +214,9 @@ class PushScan:
         return self._found
 
     def _scan(self, final: bool) -> None:
+        if self.most is not None and len(self._found) > self.most:  # enough: the rest is not looked at
+            self._pending.clear()
+            return
         buf = bytes(self._pending)
         limit = len(buf) if final else len(buf) - self.content.overlap
         for m in self.content.scan_buffer(buf, self.path):
@@ -225,23 +228,24 @@ class PushScan:
         self._base += limit
 
 
-def scan_bytes(content: ContentScanner, data: bytes, path: Optional[str]) -> list[Located]:
+def scan_bytes(content: ContentScanner, data: bytes, path: Optional[str], most: Optional[int] = None) -> list[Located]:
     """`scan_views` of a file held whole in memory; plain text of one chunk goes straight in."""
     if len(data) <= content.chunk and classify(data[:BINARY_SNIFF]) is TextKind.TEXT:
         return content.scan_whole(data, path)
-    return scan_views(content, io.BytesIO(data).read, path)
+    return scan_views(content, io.BytesIO(data).read, path, most)
 
 
-def scan_views(content: ContentScanner, read: Read, path: Optional[str]) -> list[Located]:
-    """Every view of the file `read` streams, through `content`; memory bounded by its chunk size."""
+def scan_views(content: ContentScanner, read: Read, path: Optional[str], most: Optional[int] = None) -> list[Located]:
+    """Every view of the file `read` streams, through `content`; memory bounded by its chunk size
+    (and, with `most`, by the matches kept: reading stops soon after there are more than that)."""
     head = read(BINARY_SNIFF)
     kind = classify(head)
     source = prefixed(head, read)
     if kind is TextKind.TEXT:
-        return content.scan_stream(source, path)
+        return content.scan_stream(source, path, most)
     if kind is not TextKind.BINARY:
-        return content.scan_stream(utf16_reader(source, kind), path)
-    strings, view = Utf16Strings(), PushScan(content, path)
+        return content.scan_stream(utf16_reader(source, kind), path, most)
+    strings, view = Utf16Strings(), PushScan(content, path, most)
     state = {"tail": b"", "fed": False}
 
     def tee(n: int) -> bytes:
@@ -258,6 +262,6 @@ def scan_views(content: ContentScanner, read: Read, path: Optional[str]) -> list
         state["tail"], state["fed"] = data[-UTF16_TAIL:], wanted
         return data
 
-    raw = [Located(loc.match, None) for loc in content.scan_stream(tee, path)]
+    raw = [Located(loc.match, None) for loc in content.scan_stream(tee, path, most)]
     view.feed(strings.flush())
     return raw + view.finish()

@@ -79,6 +79,10 @@ class _Stop(Exception):
     """A limit reached; the message is the reason."""
 
 
+class _Full(Exception):
+    """The file has reached the most findings reported of one file: the rest of it is not scanned."""
+
+
 class LayerReadError(Exception):
     """An error reading the layer's own stream: passes through every handler here, re-raised as is."""
 
@@ -241,20 +245,23 @@ class FileScanner:
         cap = self.limits.max_file_size
         if size > cap:
             self._skip(f"file of {size} bytes is over the max file size: only the first {human_size(cap)} scanned")
-        if size <= PULL:  # most files: read whole in one go, no layers of readers in between
-            data = _read_whole(read, size)
-            loc = _Loc(path, ordinal)
-            kind = archive_kind(data[:HEAD])
-            if kind is None:
-                self._report(scan_bytes(self.content, data[:cap], path), loc)
-            elif not (kind is ArchiveKind.GZIP and size <= cap and self._small_gzip(data, loc)):
-                self._member(Feed(_iter_pull([data]), self._skip, cap=cap), loc)
-            return self._hits, self._skipped
-        feed = Feed(_layer_pull(read), self._skip, cap=cap)
         try:
-            self._member(feed, _Loc(path, ordinal))
+            if size <= PULL:  # most files: read whole in one go, no layers of readers in between
+                data = _read_whole(read, size)
+                loc = _Loc(path, ordinal)
+                kind = archive_kind(data[:HEAD])
+                if kind is None:
+                    self._report(scan_bytes(self.content, data[:cap], path, self._room()), loc)
+                elif not (kind is ArchiveKind.GZIP and size <= cap and self._small_gzip(data, loc)):
+                    self._member(Feed(_iter_pull([data]), self._skip, cap=cap), loc)
+            else:
+                self._member(Feed(_layer_pull(read), self._skip, cap=cap), _Loc(path, ordinal))
         except LayerReadError as exc:
             raise exc.error
+        except _Full:
+            most = self.limits.max_file_findings
+            self._skip(f"over {most} findings in this file: the first {most} reported, the rest of it not scanned "
+                       "(max file findings)")
         return self._hits, self._skipped
 
     def _skip(self, reason: str) -> None:
@@ -272,12 +279,19 @@ class FileScanner:
          ArchiveKind.GZIP: self._gzip, ArchiveKind.ZSTD: self._zstd}[kind](feed, loc)
 
     def _text(self, feed: Feed, loc: _Loc) -> None:
-        self._report(scan_views(self.content, feed.read, loc.parts[-1] if loc.parts else loc.path), loc)
+        self._report(scan_views(self.content, feed.read, loc.parts[-1] if loc.parts else loc.path, self._room()), loc)
+
+    def _room(self) -> int:
+        """Findings this file may still report (`scan_views` stops reading soon after more)."""
+        return self.limits.max_file_findings - len(self._hits)
 
     def _report(self, located: list, loc: _Loc) -> None:
         keep = self.content.keep_values
-        for found in located:
+        for found in located[:self._room() + 1]:
             self._hits.append(to_hit(found.match, loc.path, found.line, loc.ordinal, keep, loc.inner))
+        if self._room() < 0:
+            del self._hits[self.limits.max_file_findings:]
+            raise _Full
 
     # --- containers ------------------------------------------------------------------------
 
@@ -357,7 +371,7 @@ class FileScanner:
         self._layer.spend(len(text))
         name = _gzip_name(data[:HEAD]) or _plain_name(loc, (".gz", ".gzip"), {".tgz": ".tar"})
         child = loc.child(name)
-        self._report(scan_bytes(self.content, text, name), child)
+        self._report(scan_bytes(self.content, text, name, self._room()), child)
         return True
 
     def _zstd(self, src: Feed, loc: _Loc) -> None:

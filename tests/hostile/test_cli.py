@@ -3,6 +3,7 @@
 cwd, HOME or TMPDIR; and finds the secret planted beside hostile content."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -126,3 +127,20 @@ def test_cache_holds_hostile_names(tmp_path, unit_rules_path):
     second = layerscan(args, tmp_path)
     assert (first.returncode, first.stderr, second.returncode, second.stderr) == (1, "", 1, "")
     assert json.loads(first.stdout)["findings"] == json.loads(second.stdout)["findings"]
+
+
+def test_max_file_findings_flag_and_its_skip_in_the_report(tmp_path, unit_rules_path):
+    """A file of secrets: the flag sets how many are reported; the rest is listed as not scanned
+    and `--fail-on-incomplete` makes that exit 2."""
+    lines = b"".join(b"KEY=AKIA%s\n" % hashlib.sha256(b"%d" % i).hexdigest().upper()[:16].encode()
+                     for i in range(50))
+    path = hostile_image(tmp_path, "dense", kit.tar(kit.member("dump.txt", lines)))
+    base = [str(path), "--rules", str(unit_rules_path), "--no-cache", "-f", "json"]
+    doc = json.loads(layerscan(base, tmp_path).stdout)
+    assert len(doc["findings"]) == 50 and doc["images"][0]["skipped"] == []
+    done = layerscan(base + ["--max-file-findings", "3"], tmp_path)
+    doc = json.loads(done.stdout)
+    assert done.returncode == 1 and len(doc["findings"]) == 3
+    assert [s["reason"] for s in doc["images"][0]["skipped"]] == [
+        "over 3 findings in this file: the first 3 reported, the rest of it not scanned (max file findings)"]
+    assert layerscan(base + ["--max-file-findings", "3", "--fail-on-incomplete"], tmp_path).returncode == 2

@@ -3,6 +3,7 @@ error naming the limit (exit 2), never a clean or silently partial result; half 
 scan in bounded time and memory."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -54,6 +55,43 @@ def test_max_image_bytes_stops_inside_one_big_file(tmp_path, scan):
     path = image(tmp_path, kit.tar(kit.member("big", b"x" * (8 << 20)), kit.member("a", ENV)))
     assert scan(path, Limits(max_image_bytes=2 << 20)).error == (
         f"incomplete scan: layer 0 holds over {2 << 20} bytes of layers (--max-image-bytes); nothing reported")
+
+
+# --- findings of one file -----------------------------------------------------------------------------
+
+CAPPED = ("over {n} findings in this file: the first {n} reported, the rest of it not scanned "
+          "(max file findings)")
+
+
+def keys(n: int, start: int = 0) -> bytes:
+    """`n` lines, each with another AWS key id."""
+    return b"".join(b"KEY=AKIA%s\n" % hashlib.sha256(b"%d" % i).hexdigest().upper()[:16].encode()
+                    for i in range(start, start + n))
+
+
+def found_in(outcome, path: str) -> int:
+    return sum(1 for f in outcome.findings if f[1] == path)
+
+
+@pytest.mark.parametrize("size", ["small", "streamed"])
+def test_a_file_made_of_secrets_reports_the_first_max_file_findings(tmp_path, scan, size):
+    """A file of secrets (a dump, a hostile file) is not held in memory: its first N findings are
+    reported, the rest of it is named as not scanned, and the files after it are scanned."""
+    body = keys(30) if size == "small" else keys(60_000)  # about 1.4 MiB: read in chunks
+    path = image(tmp_path, kit.tar(kit.member("dump.txt", body), kit.member("app/.env", ENV)))
+    out = scan(path, Limits(max_file_findings=10))
+    assert found_in(out, "/dump.txt") == 10 and found_in(out, "/app/.env") == 1
+    assert out.skipped == ((0, "/dump.txt", CAPPED.format(n=10)),)
+    assert sorted(f.hit.line for f in out.result.findings if f.hit.path == "/dump.txt") == list(range(1, 11))
+
+
+def test_the_findings_of_archive_members_count_for_their_file(tmp_path, scan):
+    jar = ik.pack_zip({"a.properties": keys(5), "b.properties": keys(5, 5), "c.properties": keys(5, 10)})
+    path = image(tmp_path, kit.tar(kit.member("app.jar", jar)))
+    out = scan(path, Limits(max_file_findings=7))
+    assert found_in(out, "/app.jar") == 7
+    assert out.skipped == ((0, "/app.jar", CAPPED.format(n=7)),)
+    assert scan(path, Limits(max_file_findings=15)).skipped == ()  # exactly at the limit: all, nothing left
 
 
 # --- wall-clock timeout ---------------------------------------------------------------------------------

@@ -106,7 +106,8 @@ allowlist:
   secrets: ["{sha}"]
   rules: [gate-medium]
   paths: ['^/usr/share/doc/']
-limits: {{max-depth: 2, max-file-size: 1G, max-archive-bytes: 512M, max-layer-bytes: 8G, max-ratio: 100}}
+limits: {{max-depth: 2, max-file-size: 1G, max-archive-bytes: 512M, max-layer-bytes: 8G, max-ratio: 100,
+         max-file-findings: 50}}
 workers: 2
 cache-dir: cache
 format: json
@@ -122,7 +123,7 @@ def test_load_every_key(project):
         "baseline": str(project / "ci/baseline.json"), "base_image": "oci:base",
         "extra_rules": (str(project / "rules/gate.yaml"), "/abs/rules"), "disable_rule": ("gate-low",),
         "max_depth": 2, "max_file_size": "1G", "max_archive_bytes": "512M", "max_layer_bytes": "8G",
-        "max_ratio": 100, "workers": 2, "cache_dir": str(project / "cache"), "fmt": "json",
+        "max_ratio": 100, "max_file_findings": 50, "workers": 2, "cache_dir": str(project / "cache"), "fmt": "json",
     }
     assert allowlist.secrets == frozenset({sha}) and allowlist.rules == frozenset({"gate-medium"})
     assert [p.pattern for p in allowlist.paths] == ["^/usr/share/doc/"]
@@ -137,8 +138,8 @@ def test_every_key_reaches_the_command(project):
         str(project / "ci/baseline.json"), "oci:base", "json", 2, str(project / "cache"))
     assert p["extra_rules"] == (str(project / "rules/gate.yaml"), str(project / "rules"))
     assert p["disable_rule"] == ("gate-low",)
-    assert (p["max_depth"], p["max_file_size"], p["max_archive_bytes"], p["max_layer_bytes"], p["max_ratio"]) == (
-        2, 1 << 30, 512 << 20, 8 << 30, 100)
+    assert (p["max_depth"], p["max_file_size"], p["max_archive_bytes"], p["max_layer_bytes"], p["max_ratio"],
+            p["max_file_findings"]) == (2, 1 << 30, 512 << 20, 8 << 30, 100, 50)
     assert ctx.meta["allowlist"].rules == frozenset({"gate-medium"})
 
 
@@ -284,7 +285,7 @@ def test_the_baseline_command_reads_the_file_too(project, images, scan):
     ("rules: [nothere.yaml]\n", "{f}: rules: Path '{d}/nothere.yaml' does not exist."),
     ("limits: {max-file-size: lots}\n", "{f}: limits.max-file-size: 'lots' is not a size (e.g. 512, 64K, 100M, 2G)"),
     ("limits: {max-depth: 99}\n", "{f}: limits.max-depth: 99 is not in the range 0<=x<=32."),
-    ("limits: {max-size: 1}\n", "{f}: limits takes max-archive-bytes, max-depth, max-file-size, max-image-bytes, "
+    ("limits: {max-size: 1}\n", "{f}: limits takes max-archive-bytes, max-depth, max-file-findings, max-file-size, max-image-bytes, "
      "max-image-files, max-layer-bytes, max-ratio, timeout"),
     ("allowlist: [a]\n", "{f}: allowlist takes secrets, rules and paths"),
     ("allowlist: {secrets: [abc]}\n", "{f}: allowlist.secrets are sha256 hex digests (as in the JSON report)"),

@@ -171,3 +171,30 @@ def test_secret_whose_context_straddles_a_border(context_scanner, offset):
     secret_at = offset + len(b"DB_PASSWORD = ")
     assert located(context_scanner, data) == [
         ("unit-context-password", secret_at, filler(offset).count(b"\n") + 1, sc.DB_PASSWORD.encode())]
+
+
+def test_line_numbers_whatever_the_order_of_the_matches():
+    from scanner.detectors.content import line_numbers
+    from scanner.detectors.interface import Match
+    buf = b"a\nb\n\nKEY\nx KEY\n"
+    at = [buf.rindex(b"KEY"), 0, buf.index(b"KEY"), 2]
+    matches = [Match("r", DetectorKind.SIGNATURE, Severity.LOW, "t", s, s + 1, b"k") for s in at]
+    assert line_numbers(buf, matches) == [5, 1, 4, 2]
+    assert line_numbers(buf, matches, first=10) == [14, 10, 13, 11]
+    assert line_numbers(buf, []) == []
+
+
+def test_most_stops_reading_after_the_chunk_that_passes_it(small):
+    """A file made of secrets: reading stops once there are more than `most` matches (lines still
+    right), so memory does not grow with it."""
+    data = b"".join(KEY[:4] + b"%016d" % i + b"\n" for i in range(2000))
+    reads = []
+
+    def read(n):
+        reads.append(n)
+        return stream.read(n)
+    stream = io.BytesIO(data)
+    found = small.scan_stream(read, "/f", most=5)
+    assert 5 < len(found) < 20 and [loc.line for loc in found] == list(range(1, len(found) + 1))
+    assert len(reads) < 10  # of about 660 chunks
+    assert len(small.scan_stream(io.BytesIO(data).read, "/f")) == 2000
