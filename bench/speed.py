@@ -30,7 +30,9 @@ NPM_PACKAGES = ["typescript", "webpack", "@babel/core", "eslint", "react", "reac
                 "aws-sdk", "lodash", "moment", "rxjs", "@angular/core", "jest", "prettier", "express"]
 
 
-LAYOUT = 2  # of the layers built: 2 = whole-second mtimes (1 had a PAX header per file); older ones are rebuilt
+# of the layers built (older ones are rebuilt): 3 = ustar headers where they hold the member, PAX
+# elsewhere, whole-second mtimes, as Docker writes; 1 and 2 had PAX headers for most files
+LAYOUT = 3
 
 
 def sha256_file(path: Path) -> str:
@@ -55,15 +57,27 @@ def tar_dir(src: Path, arc_prefix: str, out: Path) -> None:
                     continue
                 if info is None or not (info.isreg() or info.issym() or info.islnk()):
                     continue
-                # whole seconds, as Docker writes layers (moby's archive package truncates ModTime;
-                # Go's tar then needs no PAX header for it): a sub-second mtime would add a PAX
-                # header to every file, which no image built by Docker has
+                # as Docker writes layers: whole seconds (moby's archive package truncates ModTime)
+                # and a ustar header wherever one holds the member (Go's archive/tar splits long
+                # names into prefix and name), a PAX header only where none does. tarfile's PAX
+                # format would add one to every file with a sub-second mtime or a name over 100 bytes
                 info.mtime = int(info.mtime)
+                tf.format = _header_format(info)
                 if info.isreg():
                     with open(full, "rb") as f:
                         tf.addfile(info, f)
                 else:
                     tf.addfile(info)
+
+
+def _header_format(info: tarfile.TarInfo) -> int:
+    if all(s.isascii() for s in (info.name, info.linkname, info.uname, info.gname)):
+        try:
+            info.tobuf(tarfile.USTAR_FORMAT, "ascii", "strict")
+            return tarfile.USTAR_FORMAT
+        except ValueError:  # a name that does not split, a field too long
+            pass
+    return tarfile.PAX_FORMAT
 
 
 def npm_tree(work: Path) -> Path:
@@ -93,8 +107,9 @@ def build_archive(kind: str, compression: str, work: Path) -> tuple[Path, list[P
     layers, diff_ids, total = [], [], 0
     for i, (src, prefix) in enumerate(layer_sources(kind, work)):
         raw = work / f"{kind}-layer{i}-v{LAYOUT}.tar"
-        for old in work.glob(f"{kind}-layer{i}.tar*"):  # layout 1, named without a version
-            old.unlink()
+        for old in work.glob(f"{kind}-layer{i}[.-]*"):  # an older layout
+            if old.name != raw.name and not old.name.startswith(raw.name):
+                old.unlink()
         if not raw.exists():
             tar_dir(src, prefix, raw)
         total += raw.stat().st_size

@@ -42,7 +42,8 @@ def default_cache_dir() -> str:
 def encode(scan: LayerScan) -> str:
     return json.dumps({
         "diff_id": scan.diff_id, "digest": scan.digest, "files": scan.files, "bytes": scan.bytes,
-        "events": [[e.path, e.kind.value, e.ordinal] for e in scan.events],
+        # the kinds are str enums: JSON writes their values (`.value` costs a descriptor call each)
+        "events": [[e.path, e.kind, e.ordinal] for e in scan.events],
         "hits": [_hit(h) for h in scan.hits],
         "skipped": [[s.path, s.reason, s.layer] for s in scan.skipped],
         "packages": [[p.path, p.manager, p.files] for p in scan.packages],

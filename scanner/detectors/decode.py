@@ -229,9 +229,19 @@ class PushScan:
 
 
 def scan_bytes(content: ContentScanner, data: bytes, path: Optional[str], most: Optional[int] = None) -> list[Located]:
-    """`scan_views` of a file held whole in memory; plain text of one chunk goes straight in."""
-    if len(data) <= content.chunk and classify(data[:BINARY_SNIFF]) is TextKind.TEXT:
-        return content.scan_whole(data, path)
+    """`scan_views` of a file held whole in memory: the same matches. Plain text and binaries of
+    one chunk go straight in (a .pyc, a small .so: no readers and tees for one buffer)."""
+    if len(data) <= content.chunk:
+        kind = classify(data[:BINARY_SNIFF])
+        if kind is TextKind.TEXT:
+            return content.scan_whole(data, path)
+        if kind is TextKind.BINARY:
+            found = [Located(loc.match, None) for loc in content.scan_whole(data, path)]  # no lines in binaries
+            if content.may_hold_utf16(data):  # its UTF-16 strings, as `scan_views` extracts them
+                strings, view = Utf16Strings(), PushScan(content, path, most)
+                view.feed(strings.feed(data) + strings.flush())
+                found += view.finish()
+            return found
     return scan_views(content, io.BytesIO(data).read, path, most)
 
 

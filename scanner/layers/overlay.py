@@ -20,13 +20,14 @@ class _LayerPaths:
     @classmethod
     def of(cls, scan: LayerScan) -> "_LayerPaths":
         lp = cls()
+        whiteout, opaque, adds = EntryKind.WHITEOUT, EntryKind.OPAQUE, lp.adds
         for ev in scan.events:
-            if ev.kind is EntryKind.WHITEOUT:
+            if ev.kind is whiteout:
                 lp.whiteouts.add(ev.path)
-            elif ev.kind is EntryKind.OPAQUE:
+            elif ev.kind is opaque:
                 lp.opaques.add(ev.path)
             else:
-                lp.adds[ev.path] = (ev.kind, ev.ordinal)
+                adds[ev.path] = (ev.kind, ev.ordinal)
         return lp
 
 

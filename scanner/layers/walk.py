@@ -40,12 +40,18 @@ def norm_path(name: str) -> str:
     Bytes that are not UTF-8 (tarfile hands them over as surrogates) and control characters are
     shown as `\\xNN`, like `ls -b`: a path must hash, print and serialise like any other string.
     """
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    name = name.translate(CONTROL)
-    return posixpath.normpath("/" + name.lstrip("/")) if name not in ("", ".", "./") else "/"
+    if not (name.isascii() and name.isprintable()):  # else nothing to escape (nearly every name)
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        name = name.translate(CONTROL)
+    if name in ("", ".", "./"):
+        return "/"
+    path = "/" + name.lstrip("/")
+    if "//" in path or "/." in path or path.endswith("/"):  # else normpath would give it back as is
+        return posixpath.normpath(path)
+    return path
 
 
 def classify(info: tarfile.TarInfo) -> tuple[str, EntryKind]:

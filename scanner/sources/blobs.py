@@ -158,7 +158,7 @@ class Prefetch(RawReader):
     blob's hashing (zlib, zstd and hashlib let go of the GIL) run on another core while the walk
     parses and scans. An error of `inner` is raised by the `read` that reaches it."""
 
-    def __init__(self, inner: BinaryIO, chunk: int = READ_SIZE, depth: int = 4) -> None:
+    def __init__(self, inner: BinaryIO, chunk: int = READ_SIZE, depth: int = 16) -> None:
         self._queue: queue.Queue = queue.Queue(depth)
         self._stop = threading.Event()
         self._buf, self._pos, self._eof = b"", 0, False

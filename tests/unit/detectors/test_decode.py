@@ -207,3 +207,41 @@ def test_utf16_runs_are_the_regex_matches() -> None:
         end = r.randint(pos, len(buf))
         want = [(m.start(), m.end()) for m in decode._RUN.finditer(buf, pos, end)]
         assert decode.utf16_runs(buf, pos, end) == want, (buf, pos, end)
+
+
+def _binaries(seed: int) -> bytes:
+    """A binary of up to one chunk: NULs or a magic head, ASCII and UTF-16LE secrets (odd offsets,
+    at the very end, in runs longer than MAX_TAIL), noise."""
+    rng = random.Random(seed)
+    pyc = b"\xa7\x0d\r\n" + bytes(12)
+    parts = [rng.choice([ELF_HEAD, pyc, b"\xca\xfe\xba\xbeplain text, no nul in the head\n"])]
+    for _ in range(rng.randrange(1, 12)):
+        pick = rng.randrange(6)
+        if pick == 0:
+            parts.append(f"token = {PAT}\n".encode())
+        elif pick == 1:
+            parts.append(b"\x00" * rng.randrange(2) + f"aws_key={KEY};".encode("utf-16-le"))
+        elif pick == 2:
+            parts.append(("x" * rng.randrange(decode.MAX_TAIL // 2, decode.MAX_TAIL + 50) + f" {KEY}").encode("utf-16-le"))
+        elif pick == 3:
+            parts.append(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3000))))
+        else:
+            parts.append(f"secret key {KEY}\n".encode("utf-16-le" if pick == 4 else "ascii"))
+    return b"".join(parts)[:CHUNK * 40]
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_a_binary_held_whole_gives_what_its_stream_gives(unit_rules, seed):
+    """`scan_bytes` scans a binary of one chunk in one go: the same matches, offsets and lines as
+    `scan_views` reading it in chunks of the same size, and with `most`."""
+    scanner = ContentScanner([SignatureDetector(unit_rules)], keep_values=True, chunk=CHUNK * 40, overlap=OVERLAP)
+    data = _binaries(seed)
+    assert classify(data[:8192]) is TextKind.BINARY
+
+    def shown(found):
+        return sorted((loc.match.rule_id, loc.match.start, loc.match.end, loc.line, loc.match.secret) for loc in found)
+    streamed = shown(scan_views(scanner, io.BytesIO(data).read, "/f"))
+    assert shown(decode.scan_bytes(scanner, data, "/f")) == streamed
+    assert shown(decode.scan_bytes(scanner, data, "/f", most=2)) == shown(scan_views(scanner, io.BytesIO(data).read, "/f", 2))
+    if seed < 3:
+        assert streamed  # the generator does plant secrets

@@ -236,3 +236,47 @@ def test_names_that_are_not_utf8_become_printable(tmp_path, content):
     assert hits(scan) == [("unit-aws-key-id", "/app/caf\\xe9.env", 2, 0), ("unit-aws-key-id", long_name, 2, 1)]
     for e in scan.events:
         e.path.encode("utf-8")  # no surrogates left
+
+
+@pytest.mark.parametrize("size", [100, (8 << 20) + 5, (20 << 20) + 3])
+def test_the_file_of_a_hit_is_hashed_whole(tmp_path, content, size):
+    """sha256 and md5 (provenance, dpkg triage) of the whole file, kept in memory or hashed beside
+    the scan (over 8 MiB); sha1 (apk) of files kept whole. The key sits at the file's start, so
+    the scan has its hit long before the end."""
+    import hashlib
+    data = ENV + b"abcdefghijklmno\n" * (size // 16) + b"x" * (size % 16)
+    other = ik.file("/after", ENV)  # the walk reads on from the right place afterwards
+    scan = scan_layer(layer_file(tmp_path / "l.tar", [ik.file("/big", data), other], compression="gzip"), content)
+    assert hits(scan) == [("unit-aws-key-id", "/big", 2, 0), ("unit-aws-key-id", "/after", 2, 1)]
+    meta = scan.hits[0].file
+    assert (meta.size, meta.sha256, meta.md5) == (len(data), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
+    assert meta.sha1 == (hashlib.sha1(data).hexdigest() if size < 8 << 20 else None)
+
+
+def test_a_file_stopped_early_is_still_hashed_whole(tmp_path, content):
+    """The scanner stops reading a file made of secrets: the rest is hashed all the same."""
+    import hashlib
+    from scanner.limits import Limits
+    data = b"".join(b"KEY=AKIA%s\n" % hashlib.sha256(b"%d" % i).hexdigest().upper()[:16].encode()
+                    for i in range(400_000))  # 10 MiB
+    scan = scan_layer(layer_file(tmp_path / "l.tar", [ik.file("/dump", data)]), content,
+                      limits=Limits(max_file_findings=3))
+    assert len(scan.hits) == 3 and {h.file.sha256 for h in scan.hits} == {hashlib.sha256(data).hexdigest()}
+    assert [s.reason.split(":")[0] for s in scan.skipped] == ["over 3 findings in this file"]
+
+
+def test_norm_path_shortcuts_change_nothing():
+    """Plain printable names skip the escaping, normal ones skip normpath: the same paths as the
+    general way, on names made of the pieces that matter."""
+    import posixpath
+    import random
+    from scanner.layers.walk import CONTROL
+
+    def general(name: str) -> str:
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").translate(CONTROL)
+        return posixpath.normpath("/" + name.lstrip("/")) if name not in ("", ".", "./") else "/"
+    rng = random.Random(7)
+    pieces = ["a", "bc", "/", ".", "..", "//", "./", "../", "x/", "\x00", "\n", "\x7f", "\udcff", "é", " "]
+    for _ in range(50_000):
+        name = "".join(rng.choice(pieces) for _ in range(rng.randrange(9)))
+        assert norm_path(name) == general(name), repr(name)
