@@ -141,7 +141,7 @@ class Image:
 # --- per-layer scan (pure) ---------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per tar entry of every layer: slots halve their memory
 class PathEvent:
     path: str  # absolute POSIX path, normalised ("/app/.env")
     kind: EntryKind

@@ -18,10 +18,13 @@ class _LayerPaths:
     opaques: set[str] = field(default_factory=set)
 
     @classmethod
-    def of(cls, scan: LayerScan) -> "_LayerPaths":
+    def of(cls, scan: LayerScan, wanted: Optional[set[str]] = None) -> "_LayerPaths":
+        """The layer's paths; with `wanted`, only those (the rest can change no label)."""
         lp = cls()
         whiteout, opaque, adds = EntryKind.WHITEOUT, EntryKind.OPAQUE, lp.adds
         for ev in scan.events:
+            if wanted is not None and ev.path not in wanted:
+                continue
             if ev.kind is whiteout:
                 lp.whiteouts.add(ev.path)
             elif ev.kind is opaque:
@@ -46,8 +49,16 @@ class Label:
 
 
 class Overlay:
+    """Labels the hits of `scans`: only the entries at their paths and at their parent directories
+    are kept, so memory goes with the findings, not with the image's files."""
+
     def __init__(self, scans: Sequence[LayerScan]) -> None:
-        self._layers = [_LayerPaths.of(s) for s in scans]
+        wanted: set[str] = set()
+        for path in (h.path for s in scans for h in s.hits):
+            if path not in wanted:
+                wanted.add(path)
+                wanted.update(ancestors(path))
+        self._layers = [_LayerPaths.of(s, wanted) for s in scans]
 
     def label(self, layer_index: int, hit: Hit) -> Label:
         path = hit.path

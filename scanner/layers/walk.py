@@ -144,7 +144,7 @@ class _Walk:
         self.hits: list[Hit] = []
         self.skipped: list[Skipped] = []
         self.files = 0
-        self.by_path: dict[str, list[Hit]] = {}  # hits of each regular file, for hardlinks to it
+        self.by_path: dict[str, list[Hit]] = {}  # hits of each regular file that has some, for hardlinks to it
         self.regular: set[str] = set()
         self.tick: Optional[Callable[[], None]] = None
         self.packages: list[PackageDb] = []  # the package databases of the layer, for triage
@@ -162,7 +162,7 @@ class _Walk:
                 f = self._package_db(path, f)
             hits, skipped = self._scan_file(f, info, path, ordinal, size) if f is not None and size else ([], [])
             self.skipped.extend(Skipped(s.path, s.reason, self.layer.index) for s in skipped)
-            self.by_path[path] = hits
+            self._keep(path, hits)
             self.hits.extend(hits)
         elif kind is EntryKind.HARDLINK:
             self.files += 1
@@ -197,7 +197,14 @@ class _Walk:
         for h in self.by_path.get(target, ()):
             self.hits.append(replace(h, path=path, ordinal=ordinal))
         self.regular.add(path)
-        self.by_path[path] = self.by_path.get(target, [])
+        self._keep(path, self.by_path.get(target, []))
+
+    def _keep(self, path: str, hits: list[Hit]) -> None:
+        """The hits of the file now at `path` (an entry may replace an earlier one of the same path)."""
+        if hits:
+            self.by_path[path] = hits
+        else:
+            self.by_path.pop(path, None)
 
 
 def scan_layer(layer: Layer, content: ContentScanner, progress: Optional[Progress] = None, *,

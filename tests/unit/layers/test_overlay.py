@@ -182,3 +182,16 @@ def test_ancestors():
 
 def test_label_defaults():
     assert Label(Status.PRESENT) == Label(Status.PRESENT, None)
+
+
+def test_only_the_paths_of_hits_and_their_parents_are_kept(tmp_path, content):
+    """Memory goes with the findings: of a layer's many entries, the overlay keeps the ones that
+    can change a label (the hit's path and its parent directories), and labels as before."""
+    many = [ik.file(f"/data/f{i}", b"x") for i in range(2000)]
+    layers = [base(*many), [ik.whiteout("/app/conf"), *many]]
+    scans = [scan_layer(layer_file(tmp_path / f"l{i}.tar", entries, index=i), content)
+             for i, entries in enumerate(layers)]
+    overlay = Overlay(scans)
+    assert [sorted(lp.adds) for lp in overlay._layers] == [["/app", "/app/conf", "/app/conf/.env"], []]
+    assert [sorted(lp.whiteouts) for lp in overlay._layers] == [[], ["/app/conf"]]
+    assert overlay.label(0, scans[0].hits[0]) == Label(D, 1)
