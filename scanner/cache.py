@@ -17,7 +17,7 @@ from typing import Any, Optional
 from scanner import __version__
 from scanner.errors import LayerscanError
 from scanner.limits import Limits
-from scanner.models import (DetectorKind, EntryKind, FileMeta, Hit, LayerScan, LocationKind, PackageDb, PathEvent,
+from scanner.models import (DetectorKind, EntryKind, FileMeta, Hit, LayerScan, LocationKind, PackageDb, PathEvents,
                             Secret, Severity, Skipped)
 
 FORMAT = 2  # 2: package databases and md5/sha1 of files with hits (triage)
@@ -64,11 +64,18 @@ def decode(text: str, layer_index: int) -> LayerScan:
                  for r, det, sev, t, p, ln, sha, red, ip, o, k, meta in d["hits"])
     return LayerScan(
         diff_id=d["diff_id"], digest=d["digest"],
-        events=tuple(PathEvent(p, EntryKind(k), o) for p, k, o in d["events"]),
+        events=_events(d["events"]),
         hits=hits,
         skipped=tuple(Skipped(p, r, layer_index) for p, r, _ in d["skipped"]),
         files=d["files"], bytes=d["bytes"],
         packages=tuple(PackageDb(p, m, f) for p, m, f in d.get("packages", ())))
+
+
+def _events(rows: list) -> PathEvents:
+    events = PathEvents()
+    for path, kind, ordinal in rows:
+        events.add(path, EntryKind(kind), ordinal)
+    return events
 
 
 def decode_row(row: Optional[tuple], layer_index: int) -> Optional[LayerScan]:

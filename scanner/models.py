@@ -6,8 +6,9 @@ serialises (cache, JSON) and compares (tests) without ceremony.
 from __future__ import annotations
 
 import enum
+from array import array
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 
 class SourceKind(str, enum.Enum):
@@ -148,6 +149,58 @@ class PathEvent:
     ordinal: int  # position of the entry in the layer tar
 
 
+class PathEvents:
+    """A layer's path events, packed: every path in one NUL-separated UTF-8 blob, a byte per kind,
+    the ordinals in an array. An image of a million entries holds them in tens of MB, not in a
+    million objects; iterating gives `PathEvent`s. Paths hold no NUL (`norm_path` escapes it)."""
+
+    __slots__ = ("_paths", "_kinds", "_ordinals")
+    _KINDS = tuple(EntryKind)
+    _CODE = {kind: i for i, kind in enumerate(_KINDS)}
+
+    def __init__(self, events: Iterable[PathEvent] = ()) -> None:
+        self._paths, self._kinds, self._ordinals = bytearray(), bytearray(), array("q")
+        for e in events:
+            self.add(e.path, e.kind, e.ordinal)
+
+    def add(self, path: str, kind: EntryKind, ordinal: int) -> None:
+        data = path.encode("utf-8", "surrogatepass")
+        if b"\0" in data:
+            raise ValueError(f"a path event's path holds a NUL: {path!r}")
+        if self._kinds:
+            self._paths.append(0)
+        self._paths += data
+        self._kinds.append(self._CODE[kind])
+        self._ordinals.append(ordinal)
+
+    def __len__(self) -> int:
+        return len(self._kinds)
+
+    def __iter__(self) -> Iterator[PathEvent]:
+        if not self._kinds:
+            return iter(())
+        paths = self._paths.decode("utf-8", "surrogatepass").split("\0")
+        kinds = self._KINDS
+        return (PathEvent(p, kinds[k], o) for p, k, o in zip(paths, self._kinds, self._ordinals))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (PathEvents, tuple, list)):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"PathEvents({list(self)!r})"
+
+    def __reduce__(self):  # pickled as its three packed parts (worker processes send it whole)
+        return (_path_events, (bytes(self._paths), bytes(self._kinds), self._ordinals))
+
+
+def _path_events(paths: bytes, kinds: bytes, ordinals: array) -> PathEvents:
+    out = PathEvents()
+    out._paths, out._kinds, out._ordinals = bytearray(paths), bytearray(kinds), ordinals
+    return out
+
+
 @dataclass(frozen=True)
 class Secret:
     sha256: str  # hex digest of the exact secret bytes
@@ -203,7 +256,7 @@ class LayerScan:
 
     diff_id: str
     digest: str  # sha256 of the blob as stored (compressed), computed while reading
-    events: tuple[PathEvent, ...]
+    events: PathEvents
     hits: tuple[Hit, ...]
     skipped: tuple[Skipped, ...]
     files: int

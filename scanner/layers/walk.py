@@ -17,7 +17,7 @@ from scanner.detectors.content import ContentScanner
 from scanner.layers.nested import FileScanner
 from scanner.layers.tarstream import members, open_member, open_tar, trailing
 from scanner.limits import Limits
-from scanner.models import EntryKind, FileMeta, Hit, Layer, LayerScan, PackageDb, PathEvent, Skipped
+from scanner.models import EntryKind, FileMeta, Hit, Layer, LayerScan, PackageDb, PathEvents, Skipped
 from scanner.packagedb import MAX_PACKAGE_DB, is_package_db, read_package_db
 from scanner.sources.blobs import HashingReader, is_document, open_blob, open_layer
 from scanner.sources.interface import SourceError
@@ -140,7 +140,7 @@ class _Walk:
         self.layer = layer
         self.content = content
         self.file_scanner = FileScanner(content, limits)  # one per layer: it counts the layer's expansion
-        self.events: list[PathEvent] = []
+        self.events = PathEvents()
         self.hits: list[Hit] = []
         self.skipped: list[Skipped] = []
         self.files = 0
@@ -153,7 +153,7 @@ class _Walk:
         path, kind = classify(info)
         if path == "/" and kind is EntryKind.DIR:
             return
-        self.events.append(PathEvent(path, kind, ordinal))
+        self.events.add(path, kind, ordinal)
         if kind is EntryKind.FILE:
             self.files += 1
             self.regular.add(path)
@@ -253,7 +253,7 @@ def walk_stream(stream: HashingReader, layer: Layer, content: ContentScanner, li
     if progress is not None and stream.raw.count - done > 0:
         progress(stream.raw.count - done)
     return LayerScan(diff_id="sha256:" + stream.hash.hexdigest(), digest="sha256:" + stream.raw.hash.hexdigest(),
-                     events=tuple(walk.events), hits=tuple(walk.hits), skipped=tuple(walk.skipped),
+                     events=walk.events, hits=tuple(walk.hits), skipped=tuple(walk.skipped),
                      files=walk.files, bytes=stream.count, packages=tuple(walk.packages))
 
 
@@ -270,7 +270,7 @@ def scan_document(layer: Layer, content: ContentScanner, progress: Optional[Prog
     info = tarfile.TarInfo(path.lstrip("/"))
     info.size, info.mode = layer.blob.size, 0o644
     with open_blob(layer.blob, f"layer {layer.index} ({(layer.digest or '?')[:19]})") as raw:
-        walk.events.append(PathEvent(path, EntryKind.FILE, 0))
+        walk.events.add(path, EntryKind.FILE, 0)
         walk.files = 1
         hits, skipped = walk._scan_file(raw, info, path, 0)
         walk.hits.extend(hits)
@@ -278,5 +278,5 @@ def scan_document(layer: Layer, content: ContentScanner, progress: Optional[Prog
     if progress is not None:
         progress(raw.count)
     digest = "sha256:" + raw.hash.hexdigest()
-    return LayerScan(diff_id=digest, digest=digest, events=tuple(walk.events), hits=tuple(walk.hits),
+    return LayerScan(diff_id=digest, digest=digest, events=walk.events, hits=tuple(walk.hits),
                      skipped=tuple(walk.skipped), files=1, bytes=raw.count)

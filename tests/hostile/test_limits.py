@@ -160,5 +160,5 @@ def test_half_a_million_tiny_files_in_one_layer(tmp_path):
         ("/app/.env", "present")]
     assert doc["images"][0]["layers"][0]["files"] == n + 1 and doc["images"][0]["skipped"] == []
     assert seconds < 300, seconds  # about 40 s on an idle machine
-    assert peak_mib < 512, peak_mib  # about 180 MiB: the path events of 500,000 entries and the interpreter
+    assert peak_mib < 400, peak_mib  # about 140 MiB: the interpreter, the rules, 500,000 packed path events
     assert list(sandbox.iterdir()) == []
