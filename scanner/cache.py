@@ -6,21 +6,23 @@ Entries hold path events, hit locations, secret hashes and redacted forms: never
 from __future__ import annotations
 
 import abc
+import base64
 import hashlib
 import json
 import os
 import sqlite3
 import time
 from dataclasses import asdict
-from typing import Any, Optional
+from array import array
+from typing import Any, Optional, Sequence
 
 from scanner import __version__
 from scanner.errors import LayerscanError
 from scanner.limits import Limits
-from scanner.models import (DetectorKind, EntryKind, FileMeta, Hit, LayerScan, LocationKind, PackageDb, PathEvents,
-                            Secret, Severity, Skipped)
+from scanner.models import (DetectorKind, FileMeta, Hit, LayerScan, LocationKind, PackageDb, PathEvent,
+                            PathEvents, Secret, Severity, Skipped)
 
-FORMAT = 2  # 2: package databases and md5/sha1 of files with hits (triage)
+FORMAT = 3  # 2: package databases and md5/sha1 of files with hits (triage); 3: path events packed
 
 
 class CacheError(LayerscanError):
@@ -42,8 +44,7 @@ def default_cache_dir() -> str:
 def encode(scan: LayerScan) -> str:
     return json.dumps({
         "diff_id": scan.diff_id, "digest": scan.digest, "files": scan.files, "bytes": scan.bytes,
-        # the kinds are str enums: JSON writes their values (`.value` costs a descriptor call each)
-        "events": [[e.path, e.kind, e.ordinal] for e in scan.events],
+        "events": _packed(scan.events),
         "hits": [_hit(h) for h in scan.hits],
         "skipped": [[s.path, s.reason, s.layer] for s in scan.skipped],
         "packages": [[p.path, p.manager, p.files] for p in scan.packages],
@@ -64,18 +65,26 @@ def decode(text: str, layer_index: int) -> LayerScan:
                  for r, det, sev, t, p, ln, sha, red, ip, o, k, meta in d["hits"])
     return LayerScan(
         diff_id=d["diff_id"], digest=d["digest"],
-        events=_events(d["events"]),
+        events=_unpacked(d["events"]),
         hits=hits,
         skipped=tuple(Skipped(p, r, layer_index) for p, r, _ in d["skipped"]),
         files=d["files"], bytes=d["bytes"],
         packages=tuple(PackageDb(p, m, f) for p, m, f in d.get("packages", ())))
 
 
-def _events(rows: list) -> PathEvents:
-    events = PathEvents()
-    for path, kind, ordinal in rows:
-        events.add(path, EntryKind(kind), ordinal)
-    return events
+def _packed(events: Sequence[PathEvent]) -> list[str]:
+    """Path events as three strings (paths NUL-separated, kind indexes, base64 of the ordinals):
+    a layer of a million entries is a few strings, not a million JSON lists, on the way in or out."""
+    paths, kinds, ordinals = (events if isinstance(events, PathEvents) else PathEvents(events)).parts()
+    return [paths.decode("utf-8", "surrogatepass"), kinds.decode("latin-1"),
+            base64.b64encode(ordinals.tobytes()).decode("ascii")]
+
+
+def _unpacked(value: list[str]) -> PathEvents:
+    paths, kinds, ordinals = value
+    numbers = array("q")
+    numbers.frombytes(base64.b64decode(ordinals, validate=True))
+    return PathEvents.from_parts(paths.encode("utf-8", "surrogatepass"), kinds.encode("latin-1"), numbers)
 
 
 def decode_row(row: Optional[tuple], layer_index: int) -> Optional[LayerScan]:

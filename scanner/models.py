@@ -191,14 +191,23 @@ class PathEvents:
     def __repr__(self) -> str:
         return f"PathEvents({list(self)!r})"
 
-    def __reduce__(self):  # pickled as its three packed parts (worker processes send it whole)
-        return (_path_events, (bytes(self._paths), bytes(self._kinds), self._ordinals))
+    def parts(self) -> tuple[bytes, bytes, array]:
+        """The packed form: paths (NUL-separated UTF-8), kinds (an index into EntryKind each), ordinals."""
+        return bytes(self._paths), bytes(self._kinds), self._ordinals
 
+    @classmethod
+    def from_parts(cls, paths: bytes, kinds: bytes, ordinals: array) -> "PathEvents":
+        """`parts` back; ValueError if they do not fit together (a damaged cache entry)."""
+        count = len(kinds)
+        if len(ordinals) != count or (paths.count(0) + 1 if count else len(paths)) != count or \
+                any(k >= len(cls._KINDS) for k in set(kinds)):
+            raise ValueError("packed path events that do not fit together")
+        out = cls()
+        out._paths, out._kinds, out._ordinals = bytearray(paths), bytearray(kinds), ordinals
+        return out
 
-def _path_events(paths: bytes, kinds: bytes, ordinals: array) -> PathEvents:
-    out = PathEvents()
-    out._paths, out._kinds, out._ordinals = bytearray(paths), bytearray(kinds), ordinals
-    return out
+    def __reduce__(self):  # pickled as its packed parts (worker processes send it whole)
+        return (PathEvents.from_parts, self.parts())
 
 
 @dataclass(frozen=True)

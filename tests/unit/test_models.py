@@ -44,3 +44,21 @@ def test_many_events_take_the_memory_of_their_paths():
     tracemalloc.stop()
     # the paths' bytes, about 12 MB (as PathEvent objects: over 40 MB)
     assert len(packed) == 200_000 and size < 20 << 20, size
+
+
+@pytest.mark.parametrize("parts", [
+    (b"/a\0/b", b"\0", [1]),  # two paths, one kind
+    (b"/a", b"\0\0", [1, 2]),  # one path, two kinds
+    (b"/a", b"\0", [1, 2]),  # one path, two ordinals
+    (b"/a", b"\x63", [1]),  # no such kind
+    (b"/a", b"", []),  # a path, no event
+])
+def test_packed_parts_that_do_not_fit_are_refused(parts):
+    from array import array
+    from scanner.cache import decode_row, encode
+    paths, kinds, ordinals = parts
+    with pytest.raises(ValueError):
+        PathEvents.from_parts(paths, kinds, array("q", ordinals))
+    good = encode(LayerScan("sha256:" + "a" * 64, "sha256:" + "b" * 64, PathEvents(EVENTS[:1]), (), (), 1, 1))
+    bad = good.replace('"/app/.env"', '"/app/.env\\u0000/x"')
+    assert bad != good and decode_row((bad,), 0) is None  # a damaged cache entry is a miss: scanned again
