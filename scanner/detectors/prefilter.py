@@ -236,6 +236,11 @@ class RulePrefilter:
             self._serialized = data[8 + size:]
         except (OSError, ValueError, KeyError, TypeError):
             self._serialized = None
+            return
+        try:
+            os.utime(path)  # used now: the last to be pruned
+        except OSError:
+            pass
 
     def _save_stored(self) -> None:
         path = self._stored_path()
@@ -250,7 +255,10 @@ class RulePrefilter:
                 f.write(len(head).to_bytes(8, "big") + head + (self._serialized or b""))
             os.replace(tmp, path)
         except OSError:  # a read-only cache dir: compile next time too
-            pass
+            return
+        prune_stored(self.store, self.KEEP_STORED)
+
+    KEEP_STORED = 8  # compiled databases kept in the cache dir (one per rule set in use): the last used
 
     PREFILTER = (hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_ALLOWEMPTY) if hyperscan else 0
 
@@ -346,6 +354,18 @@ class PythonRulePrefilter(RulePrefilter):
     def __getstate__(self) -> dict:
         return {k: getattr(self, k) for k in ("patterns", "keywords", "widths", "shapes")} | {"_serialized": None,
                                                                                           "store": None}
+
+
+def prune_stored(directory: str, keep: int) -> None:
+    """Delete all but the `keep` compiled databases of `directory` used last: each new rule set
+    (another layerscan version, extra rules) writes one, and the cache dir must not grow for ever."""
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith("prefilter-") and n.endswith(".hsdb")]
+        stored = sorted(names, key=lambda n: os.stat(os.path.join(directory, n)).st_mtime, reverse=True)
+        for name in stored[keep:]:
+            os.unlink(os.path.join(directory, name))
+    except OSError:  # another process pruned first, a read-only directory: nothing to do
+        pass
 
 
 def merge_spans(spans: list[tuple[int, int]], size: int) -> Spans:

@@ -55,3 +55,39 @@ def test_compiled_rules_are_kept_in_the_cache_dir(tmp_path, monkeypatch) -> None
         assert [m.secret for m in detector().scan(text)] == first
     stored.write_bytes(b"\0\0\0\0\0\0\0\x02{}garbage")
     assert [m.secret for m in detector().scan(text)] == first
+
+
+def test_only_the_last_used_compiled_databases_are_kept(tmp_path):
+    """Each rule set writes its compiled database to the cache dir; the dir keeps the KEEP_STORED
+    used last (loading one counts as a use), not one per rule set ever seen."""
+    import os
+    from scanner.detectors import prefilter
+    from scanner.detectors.rules import RuleSet
+    from scanner.detectors.signature import SignatureDetector
+
+    rules = load_rules().rules
+    keep = prefilter.RulePrefilter.KEEP_STORED
+    clock = iter(range(1000, 2000, 10))
+    files: dict[int, str] = {}
+
+    def run(n: int) -> None:
+        """A scan with a rule set of its own (the first n rules); its file's use time set in order."""
+        prefilter._COMPILED.clear()  # this process's copies: only the disk may help
+        before = stored()
+        det = SignatureDetector(RuleSet(rules[:n], f"digest-{n}"))
+        det.prefilter.store = str(tmp_path)
+        list(det.scan(b"x"))
+        if n not in files:
+            (files[n],) = stored() - before
+        t = next(clock)
+        os.utime(tmp_path / files[n], (t, t))
+
+    def stored() -> set[str]:
+        return {p.name for p in tmp_path.glob("prefilter-*.hsdb")}
+
+    for n in range(1, keep + 1):
+        run(n)
+    assert stored() == {files[n] for n in range(1, keep + 1)}
+    run(1)  # loaded again: now the last used
+    run(keep + 1)  # a new rule set: the one used longest ago (2) goes, not 1
+    assert stored() == {files[n] for n in [1, *range(3, keep + 2)]}
