@@ -142,7 +142,7 @@ class Image:
 # --- per-layer scan (pure) ---------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)  # one per tar entry of every layer: slots halve their memory
+@dataclass(frozen=True, slots=True)  # made by the thousand when a layer's events are read: slots, small and quick
 class PathEvent:
     path: str  # absolute POSIX path, normalised ("/app/.env")
     kind: EntryKind

@@ -18,12 +18,12 @@ class _LayerPaths:
     opaques: set[str] = field(default_factory=set)
 
     @classmethod
-    def of(cls, scan: LayerScan, wanted: Optional[set[str]] = None) -> "_LayerPaths":
-        """The layer's paths; with `wanted`, only those (the rest can change no label)."""
+    def of(cls, scan: LayerScan, wanted: set[str]) -> "_LayerPaths":
+        """The layer's entries at the `wanted` paths (the others can change no label)."""
         lp = cls()
         whiteout, opaque, adds = EntryKind.WHITEOUT, EntryKind.OPAQUE, lp.adds
         for ev in scan.events:
-            if wanted is not None and ev.path not in wanted:
+            if ev.path not in wanted:
                 continue
             if ev.kind is whiteout:
                 lp.whiteouts.add(ev.path)
