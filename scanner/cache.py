@@ -120,10 +120,19 @@ class NullCache(LayerCache):
         pass
 
 
-class SqliteLayerCache(LayerCache):
-    """One SQLite file in the user cache dir; safe for several processes (WAL, short transactions)."""
+DEFAULT_MAX_BYTES = 2 << 30  # of entries in a SQLite cache (--cache-max-size)
+PRUNE_TO = 0.9  # past the bound, entries are deleted down to this share of it
 
-    def __init__(self, directory: str) -> None:
+
+class SqliteLayerCache(LayerCache):
+    """One SQLite file in the user cache dir; safe for several processes (WAL, short transactions).
+
+    Bounded: past `max_bytes` of entries, the ones used longest ago go (a read marks its entry
+    used: `stored` is when it was last written or read), so a CI runner's cache does not grow with
+    every image it ever saw; entries of older layerscan versions, never read again, go first."""
+
+    def __init__(self, directory: str, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
             self._directory = directory
@@ -131,7 +140,9 @@ class SqliteLayerCache(LayerCache):
             self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS layers (key TEXT PRIMARY KEY, scan TEXT NOT NULL, "
-                             "stored REAL NOT NULL)")
+                             "stored REAL NOT NULL, size INTEGER NOT NULL DEFAULT -1)")
+            if "size" not in {row[1] for row in self._db.execute("PRAGMA table_info(layers)")}:
+                self._db.execute("ALTER TABLE layers ADD COLUMN size INTEGER NOT NULL DEFAULT -1")  # a cache of 0.1
         except (OSError, sqlite3.Error) as exc:
             raise CacheError(f"cannot open the layer cache in {directory}: {exc}") from None
 
@@ -142,23 +153,42 @@ class SqliteLayerCache(LayerCache):
     def get(self, key: str, layer_index: int) -> Optional[LayerScan]:
         try:
             row = self._db.execute("SELECT scan FROM layers WHERE key = ?", (key,)).fetchone()
+            if row is not None:
+                self._db.execute("UPDATE layers SET stored = ? WHERE key = ?", (time.time(), key))
         except sqlite3.Error as exc:
             raise CacheError(f"layer cache read failed: {exc}") from None
         return decode_row(row, layer_index)
 
     def put(self, key: str, scan: LayerScan) -> None:
+        text = encode(scan)
         try:
-            self._db.execute("INSERT OR REPLACE INTO layers (key, scan, stored) VALUES (?, ?, ?)",
-                             (key, encode(scan), time.time()))
+            self._db.execute("INSERT OR REPLACE INTO layers (key, scan, stored, size) VALUES (?, ?, ?, ?)",
+                             (key, text, time.time(), len(text.encode("utf-8", "surrogatepass"))))
+            self._prune(key)
         except sqlite3.Error as exc:
             raise CacheError(f"layer cache write failed: {exc}") from None
 
+    def _prune(self, kept: str) -> None:
+        """Past `max_bytes`, delete the entries used longest ago (never `kept`, just written)."""
+        self._db.execute("UPDATE layers SET size = length(CAST(scan AS BLOB)) WHERE size < 0")
+        total = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM layers").fetchone()[0]
+        if total <= self.max_bytes:
+            return
+        over, gone = total - int(self.max_bytes * PRUNE_TO), []
+        for key, size in self._db.execute("SELECT key, size FROM layers WHERE key != ? ORDER BY stored", (kept,)):
+            if over <= 0:
+                break
+            gone.append((key,))
+            over -= size
+        self._db.executemany("DELETE FROM layers WHERE key = ?", gone)
 
-def open_cache(location: Optional[str]) -> LayerCache:
-    """`--cache-dir DIR` / `--cache-url postgresql://...`: SQLite in a directory, or a PostgreSQL
-    server shared by many workers; None: SQLite in the user cache dir."""
+
+def open_cache(location: Optional[str], max_bytes: Optional[int] = None) -> LayerCache:
+    """`--cache-dir DIR` / `--cache-url postgresql://...`: SQLite in a directory (at most
+    `max_bytes` of entries), or a PostgreSQL server shared by many workers (its size is its
+    administrator's); None: SQLite in the user cache dir."""
     if location and location.startswith(("postgresql://", "postgres://")):
         from scanner.cache_pg import PostgresLayerCache
 
         return PostgresLayerCache(location)
-    return SqliteLayerCache(location or default_cache_dir())
+    return SqliteLayerCache(location or default_cache_dir(), DEFAULT_MAX_BYTES if max_bytes is None else max_bytes)

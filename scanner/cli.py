@@ -146,7 +146,7 @@ def _blocked(target: Target, decided: Verdict) -> None:
 
 # `find` reports every sighting: no gate, no cache (it would hold what was found), never --reveal
 FIND_DROPS = ("reveal", "fail_on", "status", "fail_on_incomplete", "fail_on_triaged", "baseline", "base_image",
-              "cache_dir", "cache_url", "no_cache")
+              "cache_dir", "cache_url", "no_cache", "cache_max_size")
 
 
 @cli.command("find")

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import click
 
 from scanner.baseline import load_baseline
-from scanner.cache import LayerCache, NullCache, open_cache
+from scanner.cache import DEFAULT_MAX_BYTES, LayerCache, NullCache, open_cache
 from scanner.detectors.rules import RuleSet, load_rules
 from scanner.gate import Allowlist, Policy
 from scanner.limits import Limits
@@ -83,6 +83,8 @@ SCAN_OPTIONS = [
     click.option("--cache-url", metavar="postgresql://...",
                  help="Layer cache on a PostgreSQL server, shared by many workers (instead of --cache-dir)."),
     click.option("--no-cache", is_flag=True, help="Neither read nor write the layer cache."),
+    click.option("--cache-max-size", type=Size(), default=DEFAULT_MAX_BYTES, show_default="2G",
+                 help="Bytes of entries the --cache-dir cache keeps; past it, those used longest ago go."),
     click.option("--max-depth", type=click.IntRange(0, 32), default=_D.max_depth, show_default=True,
                  help="Nested archives: how deep to open."),
     click.option("--max-file-size", type=Size(), default=_D.max_file_size, show_default="8G",
@@ -182,7 +184,8 @@ def build(opts: dict[str, Any]) -> Built:
                           workers=opts["workers"], registry=_registry(opts), timeout=opts["timeout"],
                           show_triaged=opts.get("show_triaged", False),
                           disabled=frozenset(disabled & DETECTOR_RULES))
-    cache = NullCache() if opts["no_cache"] else open_cache(opts.get("cache_url") or opts["cache_dir"])
+    cache = NullCache() if opts["no_cache"] else open_cache(opts.get("cache_url") or opts["cache_dir"],
+                                                            opts.get("cache_max_size"))
     return Built(rules, options, cache, not opts["no_progress"] and sys.stderr.isatty())
 
 

@@ -17,6 +17,7 @@ limits: {max-depth: 2, max-file-size: 1G, max-archive-bytes: 1G, max-layer-bytes
          max-image-bytes: 64G, max-image-files: 1000000, timeout: 600}
 workers: 2
 cache-dir: /var/cache/layerscan
+cache-max-size: 4G             # entries the cache dir keeps (default 2G): the ones used longest ago go
 ```
 Paths in the file are relative to the file's directory.
 """
@@ -35,7 +36,8 @@ FILENAME = ".layerscan.yaml"
 LIMIT_KEYS = {"max-depth", "max-file-size", "max-archive-bytes", "max-layer-bytes", "max-ratio", "max-file-findings",
               "max-image-bytes", "max-image-files", "timeout"}
 SCALAR_KEYS = {"fail-on": "fail_on", "fail-on-incomplete": "fail_on_incomplete",
-               "fail-on-triaged": "fail_on_triaged", "workers": "workers", "format": "fmt"}
+               "fail-on-triaged": "fail_on_triaged", "workers": "workers", "format": "fmt",
+               "cache-max-size": "cache_max_size"}
 PATH_KEYS = {"baseline": "baseline", "base-image": "base_image", "cache-dir": "cache_dir"}
 LIST_KEYS = {"status": "status", "disable-rules": "disable_rule"}
 KNOWN = set(SCALAR_KEYS) | set(PATH_KEYS) | set(LIST_KEYS) | {"rules", "allowlist", "limits"}

@@ -320,3 +320,9 @@ def test_paths_relative_to_the_file_not_the_working_directory(project):
     assert defaults == {"baseline": str(project / "sub" / "b.json"), "base_image": "docker-daemon:base:1",
                         "cache_dir": "/var/c"}
     assert re.fullmatch(r".*/sub/b\.json", defaults["baseline"])
+
+
+def test_cache_max_size_from_the_file_and_the_flag(project):
+    settings(project, "cache-max-size: 3G\n")
+    assert parsed().params["cache_max_size"] == 3 << 30
+    assert parsed("--cache-max-size", "512M").params["cache_max_size"] == 512 << 20
