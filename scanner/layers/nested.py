@@ -31,7 +31,7 @@ import stream_unzip as su
 import zstandard
 
 from scanner.detectors.content import ContentScanner, to_hit
-from scanner.detectors.decode import scan_bytes, scan_views
+from scanner.detectors.decode import prefixed, scan_bytes, scan_views
 from scanner.layers.tarstream import members, open_member, open_tar
 from scanner.limits import GiB, MiB, Limits
 from scanner.sources.blobs import GzipMembers
@@ -279,7 +279,12 @@ class FileScanner:
          ArchiveKind.GZIP: self._gzip, ArchiveKind.ZSTD: self._zstd}[kind](feed, loc)
 
     def _text(self, feed: Feed, loc: _Loc) -> None:
-        self._report(scan_views(self.content, feed.read, loc.parts[-1] if loc.parts else loc.path, self._room()), loc)
+        """A member's views; one that fits one read (most archive members) is scanned whole."""
+        name = loc.parts[-1] if loc.parts else loc.path
+        data = feed.read(PULL)
+        if not feed.peek(1):
+            return self._report(scan_bytes(self.content, data, name, self._room()), loc)
+        self._report(scan_views(self.content, prefixed(data, feed.read), name, self._room()), loc)
 
     def _room(self) -> int:
         """Findings this file may still report (`scan_views` stops reading soon after more)."""

@@ -503,3 +503,24 @@ def test_small_gzip_in_one_call_equals_the_streams(content, monkeypatch, name, b
         assert used == [True] and fast[0], "the one-call path was not taken"
     monkeypatch.setattr(FileScanner, "_small_gzip", lambda self, data, loc: False)
     assert scan(content, blob, "/usr/share/doc/x/notes.gz", limits) == fast, name
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz", "tar.zst"])
+def test_a_member_read_whole_finds_what_its_stream_finds(content, kind):
+    """A member of up to one read is scanned whole (like a file of the layer); each kind of content,
+    at the sizes around that read, gives what `scan_views` gives streaming the member's bytes."""
+    from scanner.detectors.decode import scan_views
+    from scanner.layers.nested import PULL
+    text = PROPS + text_filler(3000) + f"token: {PAT}\n".encode()
+    binary = b"\x7fELF\x02\x01\x01\x00" + bytes(64) + f"key={KEY}".encode("utf-16-le") + bytes(100)
+    members = {"a.properties": text, "b.so": binary, "c.txt": "\ufeff" .encode("utf-16-le") +
+               f"x\naws={KEY}\n".encode("utf-16-le"),
+               "d.log": text_filler(PULL - len(PROPS)) + PROPS,  # exactly one read: the key on its last line
+               "e.log": text_filler(PULL + 1 - len(PROPS)) + PROPS,  # one byte more: streamed
+               "f.log": PROPS + text_filler(3 * PULL)}
+    expected = [(loc.match.rule_id, name, loc.line) for name, data in members.items()
+                for loc in scan_views(content, io.BytesIO(data).read, name)]
+    archive = zip_bytes(members) if kind == "zip" else {"tar.gz": gz, "tar.zst": zst}[kind](tar_bytes(members))
+    found, skipped = scan(content, archive, f"/srv/pkg.{kind}")
+    assert sorted(found, key=str) == sorted(expected, key=str) and skipped == []
+    assert {name for _, name, _ in found} == set(members)  # every member has its secret
