@@ -88,3 +88,19 @@ def registry_factory():
 def registry(registry_factory) -> services.Registry:
     """An anonymous plain-HTTP registry for the whole session."""
     return registry_factory()
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """The layers scan_layer walked, in order, by diff_id."""
+    seen: list[str] = []
+    from scanner.layers import runner
+
+    real = runner.scan_layer
+
+    def scan_layer(layer, *args, **kwargs):
+        seen.append(layer.diff_id)
+        return real(layer, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "scan_layer", scan_layer)
+    return seen

@@ -27,7 +27,6 @@ import pytest
 from scanner.cache import NullCache, SqliteLayerCache
 from scanner.detectors.rules import load_rules
 from scanner.fleet import Fleet, FleetTarget, list_references
-from scanner.layers import runner as runner_module
 from scanner.pipeline import ScanOptions, Scanner
 from scanner.reports import Format, GroupBy, report_for
 from scanner.sources.reference import parse_reference
@@ -252,17 +251,10 @@ def test_images_from_a_file(fleet, tmp_path):
     assert sorted(per_image(json.loads(proc.stdout))) == chosen
 
 
-def test_a_rerun_scans_only_what_the_cache_lacks(fleet, tmp_path, monkeypatch):
+def test_a_rerun_scans_only_what_the_cache_lacks(fleet, tmp_path, counted):
     """Resumability: an interrupted run left part of the layers in the cache; the next one scans the rest."""
     _, proxy, images = fleet
-    scanned: list[str] = []
-    real = runner_module.scan_layer
-
-    def counting(layer, *args, **kwargs):
-        scanned.append(layer.diff_id)
-        return real(layer, *args, **kwargs)
-
-    monkeypatch.setattr(runner_module, "scan_layer", counting)
+    scanned = counted
     options = ScanOptions(registry=RegistryOptions(insecure=(proxy.host,)), workers=1)
     refs = sorted(images)
 

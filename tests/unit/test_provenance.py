@@ -84,20 +84,6 @@ def app(name: str) -> ik.LayerSpec:
     return ik.LayerSpec(f"COPY {name} /srv/ # buildkit", [ik.dir("/srv"), ik.file(f"/srv/{name}", name.encode())])
 
 
-@pytest.fixture
-def counted(monkeypatch):
-    """The layers scan_layer walked, in order, by diff_id."""
-    seen: list[str] = []
-    real = runner.scan_layer
-
-    def scan_layer(layer, *args, **kwargs):
-        seen.append(layer.diff_id)
-        return real(layer, *args, **kwargs)
-
-    monkeypatch.setattr(runner, "scan_layer", scan_layer)
-    return seen
-
-
 def test_a_layer_shared_by_images_of_one_archive_is_read_and_scanned_once(tmp_path, unit_rules, counted, monkeypatch):
     specs = [ik.ImageSpec([BASE, app("one")], tags=["m/one:1"]), ik.ImageSpec([app("two"), BASE], tags=["m/two:1"])]
     path, archive = write_image(tmp_path, specs, "oci-archive", "gzip")
