@@ -149,6 +149,7 @@ class RulePrefilter:
 
     engine = "hyperscan"
     SHAPE_BASE, KEYWORD_BASE = 1 << 20, 2 << 20
+    KEEP_STORED = 8  # compiled databases kept in the cache dir (one per rule set in use): the last used
 
     def __init__(self, patterns: Sequence[bytes], keywords: Sequence[Sequence[bytes]],
                  widths: Sequence[int]) -> None:
@@ -258,8 +259,6 @@ class RulePrefilter:
             return
         prune_stored(self.store, self.KEEP_STORED)
 
-    KEEP_STORED = 8  # compiled databases kept in the cache dir (one per rule set in use): the last used
-
     PREFILTER = (hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_ALLOWEMPTY) if hyperscan else 0
 
     def _build(self, supersets: list[bytes], ok: set[int]) -> None:
@@ -283,27 +282,17 @@ class RulePrefilter:
 
     def scan(self, buf: bytes) -> Prescan:
         self._ready()
-        runs: dict[int, list[list[int]]] = {}
-        shapes: KeywordEnds = {}
-        shape_base, keyword_base = self.SHAPE_BASE, self.KEYWORD_BASE
+        found: KeywordEnds = {}
 
         def on_match(i: int, start: int, end: int, flags: int, context: object) -> None:
-            if shape_base <= i < keyword_base:
-                shapes.setdefault(i - shape_base, []).append(end)
-                return
-            r = runs.get(i)
-            if r is None:
-                runs[i] = [[end, end]]
-            elif end - r[-1][1] <= RUN_GAP:
-                r[-1][1] = end
-            else:
-                r.append([end, end])
+            found.setdefault(i, []).append(end)
 
         if buf:
             self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch)
-        return Prescan(self._spans(runs, len(buf)), shapes)
+        shapes = {i - self.SHAPE_BASE: found.pop(i) for i in [i for i in found if self.SHAPE_BASE <= i < self.KEYWORD_BASE]}
+        return Prescan(self._spans(runs_of(found), len(buf)), shapes)
 
-    def _spans(self, runs: dict[int, list[list[int]]], size: int) -> dict[int, Spans]:
+    def _spans(self, runs: KeywordRuns, size: int) -> dict[int, Spans]:
         """Windows per rule: within its width of its superset's ends, or around its keywords
         (from `width` before a keyword's start to `width` after it)."""
         out: dict[int, list[tuple[int, int]]] = {}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 try:
     from re import _parser as _sre_parse  # Python 3.11+
@@ -62,7 +62,6 @@ class SignatureDetector(Detector):
         self._span = [match_width(r.pattern) + CONTEXT for r in rules.rules]
         self.prefilter = make_rule_prefilter([r.pattern.pattern for r in rules.rules],
                                              [r.keywords for r in rules.rules], self._span)
-        self._keywords = [tuple(k.lower() for k in r.keywords) for r in rules.rules]
         self._unfiltered: Optional[list[int]] = None
         self._last: tuple[Optional[bytes], Optional[Prescan]] = (None, None)
         # rules without keywords stay out of binaries' UTF-16 strings: they would force the
@@ -94,7 +93,7 @@ class SignatureDetector(Detector):
         prefilter saw it (or its keywords), and only where one of its keywords is in the range."""
         out = {}
         for ri, spans in self.prescan(buf).rules.items():
-            keywords = self._keywords[ri]
+            keywords = self.prefilter.keywords[ri]
             if keywords:
                 spans = [(lo, hi) for lo, hi in spans if _has_keyword(buf, lo, hi, keywords)]
             if spans:
@@ -119,7 +118,8 @@ class SignatureDetector(Detector):
         code = is_source_code(path)
         rules = self.rules.rules
         for ri in whole:
-            if not skip(rules[ri]) and (not self._keywords[ri] or _has_keyword(buf, 0, len(buf), self._keywords[ri])):
+            keywords = self.prefilter.keywords[ri]
+            if not skip(rules[ri]) and (not keywords or _has_keyword(buf, 0, len(buf), keywords)):
                 self._run(rules[ri], buf, 0, len(buf), found, code)
         for ri, spans in placed.items():
             if skip(rules[ri]):
@@ -149,8 +149,8 @@ def _never(rule: Rule) -> bool:
     return False
 
 
-def _has_keyword(buf: bytes, lo: int, hi: int, keywords: tuple[bytes, ...]) -> bool:
-    """A rule's keyword (lower-case) in buf[lo:hi], in any case."""
+def _has_keyword(buf: bytes, lo: int, hi: int, keywords: Sequence[bytes]) -> bool:
+    """A rule's keyword (lower-case: the prefilter's) in buf[lo:hi], in any case."""
     low = buf[lo:hi].lower()
     return any(k in low for k in keywords)
 

@@ -354,7 +354,6 @@ class _Member(RawReader):
         return data
 
 
-
 def open_tar(fileobj, bufsize: int = 64 << 10) -> TarStream:
     return TarStream(fileobj, bufsize)
 
