@@ -46,15 +46,18 @@ def _scan_in_worker(layer: Layer) -> LayerScan:
 
 
 def verify_layer(layer: Layer, cached: LayerScan) -> str:
-    """Check the bytes of a layer whose scan is cached: the cache trusts no file.
+    """Check the bytes of a layer whose scan is cached (or was made earlier in this run): the
+    cache trusts no file, and a manifest's digest only pins the blob, not the diff_id the config
+    gives it.
 
-    Hashing the stored blob is enough (no decompression): against the manifest's digest where
-    there is one, else against the blob digest recorded when the layer was scanned and its
-    diff_id checked. Same stored bytes, same tar. Returns the digest of the bytes as stored."""
+    The stored blob is hashed (against the manifest's digest where there is one); when those are
+    the very bytes the scan read (the blob digest it recorded, with the diff_id checked), that is
+    enough: same stored bytes, same tar. Any other blob (another compression of the same tar, or
+    one that is not the layer its config names) is decompressed and its tar checked against the
+    diff_id. Returns the digest of the bytes as stored."""
     with open_blob(layer.blob, f"layer {layer.index}") as raw:
         raw.drain()
-    if layer.blob.digest is None and "sha256:" + raw.hash.hexdigest() != cached.digest:
-        # stored differently (another compression of the same tar): check the diff_id itself
+    if "sha256:" + raw.hash.hexdigest() != cached.digest:
         with open_layer(layer) as tar:
             tar.drain()
     return "sha256:" + raw.hash.hexdigest()
@@ -153,14 +156,14 @@ class LayerRunner:
 
     def _seen_before(self, layer: Layer, advance: Callable[[int], None]) -> LayerScan:
         """A layer scanned earlier in this run: not scanned again; its bytes are checked like a cached
-        layer's, unless it is the very same blob, or one that cannot be read again (streamed) or is
-        fetched by its digest (a registry: content-addressed, checked when the first was read)."""
+        layer's, unless it is the very same blob, or one fetched by the digest of the blob that was
+        scanned (a registry: content-addressed, checked when the first was read)."""
         first, scan = self._seen[layer.diff_id or ""]
         digest = scan.digest
         if first.blob != layer.blob:
             digest = layer.blob.digest or digest
-            if layer.blob.kind in (BlobKind.FILE, BlobKind.MEMORY):
-                digest = verify_layer(layer, scan)
+            if layer.blob.kind in (BlobKind.FILE, BlobKind.MEMORY) or digest != scan.digest:
+                digest = verify_layer(layer, scan)  # another blob said to hold the same tar
         advance(layer.blob.size)
         return replace(scan, digest=digest, skipped=tuple(replace(s, layer=layer.index) for s in scan.skipped))
 

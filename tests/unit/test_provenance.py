@@ -128,3 +128,34 @@ def test_the_same_layer_twice_in_one_image_is_scanned_once(tmp_path, unit_rules,
     image = Scanner(unit_rules).scan([str(path)]).images[0]
     assert len(counted) == 2 and len(image.layers) == 3
     assert [l.diff_id for l in image.layers] == [l.diff_id for l in archive.images[0].layers]
+
+
+def lying_about(clean: ik.ImageSpec, leaky: ik.ImageSpec, monkeypatch) -> None:
+    """Write `leaky` with the config of a layer it does not hold: the diff_ids of `clean`."""
+    real = ik.image_config
+    claimed = [l.diff_id for l in ik.build_image(clean).layers]
+    monkeypatch.setattr(ik, "image_config", lambda spec, diff_ids: real(spec, claimed))
+
+
+@pytest.mark.parametrize("second", ["cache", "same run"])
+def test_a_blob_is_not_taken_for_the_layer_another_image_scanned(tmp_path, unit_rules, monkeypatch, second):
+    """The manifest pins the blob, the config its diff_id: a blob whose digest is right but which is
+    not the layer the config names must not borrow that layer's clean scan (from the cache, or
+    from an image scanned earlier in the run): its bytes are decompressed and checked."""
+    from scanner.cache import SqliteLayerCache
+    from scanner.sources.interface import SourceError
+
+    clean = ik.ImageSpec([ik.LayerSpec("ADD app /", [ik.file("/app/x", b"nothing here")])])
+    leaky = ik.ImageSpec([ik.LayerSpec("ADD app /", [ik.file("/app/x", f"K={sc.AWS_KEY_ID}\n".encode())])])
+    good, _ = write_image(tmp_path, clean, "oci-archive", "gzip", "good")
+    with monkeypatch.context() as m:
+        lying_about(clean, leaky, m)
+        bad, _ = write_image(tmp_path, leaky, "oci-archive", "gzip", "bad")
+    cache = SqliteLayerCache(str(tmp_path / "cache"))
+    if second == "cache":
+        Scanner(unit_rules, cache=cache).scan([str(good)])
+        run = lambda: Scanner(unit_rules, cache=cache).scan([str(bad)])  # noqa: E731
+    else:
+        run = lambda: Scanner(unit_rules).scan([str(good), str(bad)])  # noqa: E731
+    with pytest.raises(SourceError, match="diff_id.*digest mismatch"):
+        run()
