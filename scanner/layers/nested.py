@@ -106,10 +106,13 @@ class FileScanner:
     """Scans the files of one layer, archives included. One instance per layer: it keeps the
     count of bytes expanded from the layer's archives (`limits.max_layer_bytes`)."""
 
-    def __init__(self, content: ContentScanner, limits: Limits = Limits()) -> None:
+    def __init__(self, content: ContentScanner, limits: Limits = Limits(), layer_bytes: Optional[int] = None) -> None:
+        """`layer_bytes`: what may be expanded from archives, when not the layer's whole budget (a
+        helper given one file of the layer: what the layer's walk set aside for it)."""
         self.content, self.limits = content, limits
-        self._layer = Budget(limits.max_layer_bytes, f"over {human_size(limits.max_layer_bytes)} expanded "
-                                                     "from archives in this layer (max layer bytes)")
+        self._layer = Budget(limits.max_layer_bytes if layer_bytes is None else layer_bytes,
+                             f"over {human_size(limits.max_layer_bytes)} expanded "
+                             "from archives in this layer (max layer bytes)")
         self._path = ""
         self._hits: list[Hit] = []
         self._skipped: list[Skipped] = []
@@ -124,21 +127,45 @@ class FileScanner:
         try:
             if size <= PULL:  # most files: read whole in one go, no layers of readers in between
                 data = read_whole(read, size)
-                loc = _Loc(path, ordinal)
-                kind = archive_kind(data[:HEAD])
-                if kind is None:
-                    self._report(scan_bytes(self.content, data[:cap], path, self._room()), loc)
-                elif not (kind is ArchiveKind.GZIP and size <= cap and self._small_gzip(data, loc)):
-                    self._member(Feed(iter_pull([data]), self._skip, cap=cap), loc)
+                if not self._held(data, path, ordinal):
+                    self._member(Feed(iter_pull([data]), self._skip, cap=cap), _Loc(path, ordinal))
             else:
                 self._member(Feed(layer_pull(read), self._skip, cap=cap), _Loc(path, ordinal))
         except LayerReadError as exc:
             raise exc.error
         except _Full:
-            most = self.limits.max_file_findings
-            self._skip(f"over {most} findings in this file: the first {most} reported, the rest of it not scanned "
-                       "(max file findings)")
+            self._full()
         return self._hits, self._skipped
+
+    def _held(self, data: bytes, path: str, ordinal: int) -> bool:
+        loc = _Loc(path, ordinal)
+        kind = archive_kind(data[:HEAD])
+        if kind is None:
+            self._report(scan_bytes(self.content, data[:self.limits.max_file_size], path, self._room()), loc)
+            return True
+        return kind is ArchiveKind.GZIP and len(data) <= self.limits.max_file_size and self._small_gzip(data, loc)
+
+    @property
+    def expanded(self) -> int:
+        """Bytes expanded from archives so far (set aside included)."""
+        return self._layer.used
+
+    def set_aside(self, n: int) -> bool:
+        """Hold `n` bytes of the layer's expansion budget for a file scanned elsewhere (by a
+        helper, `walk.scan_sent`); False, nothing held, when fewer than twice that are left."""
+        if self._layer.limit - self._layer.used < 2 * n:
+            return False
+        self._layer.used += n
+        return True
+
+    def settle_aside(self, n: int, expanded: int) -> None:
+        """The file `n` bytes were held for expanded `expanded` bytes."""
+        self._layer.used += expanded - n
+
+    def _full(self) -> None:
+        most = self.limits.max_file_findings
+        self._skip(f"over {most} findings in this file: the first {most} reported, the rest of it not scanned "
+                   "(max file findings)")
 
     def _skip(self, reason: str) -> None:
         self._skipped.append(Skipped(self._path, reason))

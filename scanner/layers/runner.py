@@ -1,8 +1,10 @@
 """Run `scan_layer` over an image's layers: cache first, then worker processes, one layer each.
 
 Each worker opens its own layer (a byte range of a file on disk), streams it once and returns a
-LayerScan; the parent only merges. A cached layer is not scanned again, but its bytes are still
-read and checked against their digest.
+LayerScan; the parent only merges. A worker with no layer left to start (a one-layer image, or
+the last large layer of an image still walking) helps the walks still going: it scans the files
+they send it (`share`). A cached layer is not scanned again, but its bytes are still read and
+checked against their digest.
 
 Within one run (several images), a layer whose diff_id was scanned already is never scanned
 again: the very same blob (same file, offset and size) is not even read again; the same layer
@@ -12,26 +14,31 @@ from __future__ import annotations
 
 import os
 import signal
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import replace
+from functools import partial
 from multiprocessing import get_context
 from typing import BinaryIO, Callable, Iterator, Optional, Protocol, Sequence
 
 from scanner.cache import LayerCache, NullCache, cache_key
 from scanner.detectors.content import ContentScanner
-from scanner.layers.walk import scan_layer, walk_stream
+from scanner.layers.share import Share
+from scanner.layers.walk import scan_layer, scan_sent, walk_stream
 from scanner.limits import Limits
 from scanner.models import Blob, BlobKind, Layer, LayerScan
 from scanner.sources.blobs import HashingReader, layer_stream, open_blob, open_layer
 from scanner.sources.interface import SourceError
 
 POOL_MIN_BYTES = 4 << 20  # below this, worker start-up costs more than it saves
+HELPERS_PER_WALK = 4  # workers per layer at most: one walk keeps about three helpers busy
 
 _worker_state: dict = {}  # set once per worker process by _init_worker; never in the parent
 
 
-def _init_worker(content: ContentScanner, limits: Limits) -> None:
-    _worker_state["content"], _worker_state["limits"] = content, limits
+def _init_worker(content: ContentScanner, limits: Limits, share: Optional[Share] = None) -> None:
+    _worker_state.update(content=content, limits=limits, share=share)
+    if share is not None:
+        share.join()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: one message, and it ends us
 
 
@@ -42,7 +49,12 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 
 
 def _scan_in_worker(layer: Layer) -> LayerScan:
-    return scan_layer(layer, _worker_state["content"], limits=_worker_state["limits"])
+    return scan_layer(layer, _worker_state["content"], limits=_worker_state["limits"], share=_worker_state["share"])
+
+
+def _help_in_worker() -> int:
+    """A worker with no layer to walk scans small files for those walking one, until told to stop."""
+    return _worker_state["share"].serve(partial(scan_sent, _worker_state["content"], _worker_state["limits"]))
 
 
 def verify_layer(layer: Layer, cached: LayerScan) -> str:
@@ -179,22 +191,33 @@ class LayerRunner:
                 yield layer, scan
             return
         big = sum(layer.blob.size for layer in todo)
-        if self.workers <= 1 or len(todo) <= 1 or big < POOL_MIN_BYTES:
+        if self.workers <= 1 or big < POOL_MIN_BYTES:
             for layer in todo:
                 yield layer, scan_layer(layer, self.content, advance, limits=self.limits)
             return
         self.content.prepare()  # compiled once here, inherited by every forked worker
         # largest first, so that the longest layer does not start last
         order = sorted(todo, key=lambda layer: layer.blob.size, reverse=True)
-        with ProcessPoolExecutor(min(self.workers, len(todo)), mp_context=get_context("fork"),
-                                 initializer=_init_worker, initargs=(self.content, self.limits)) as pool:
+        context = get_context("fork")
+        workers = min(self.workers, len(todo) * HELPERS_PER_WALK)
+        share = Share(context, workers)  # workers with no layer left help the walks still going
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(self.content, self.limits, share)) as pool:
             futures = {pool.submit(_scan_in_worker, layer): layer for layer in order}
+            walking, helpers = set(futures), []
             try:
-                for future in as_completed(futures):
-                    layer = futures[future]
-                    scan = future.result()
-                    advance(layer.blob.size)
-                    yield layer, scan
+                while walking:
+                    free = workers - len(walking) - len(helpers)  # no layer waits for them
+                    helpers += [pool.submit(_help_in_worker) for _ in range(max(free, 0))]
+                    done, walking = wait(walking, return_when=FIRST_COMPLETED)
+                    for future in sorted(done, key=lambda f: order.index(futures[f])):
+                        layer = futures[future]
+                        scan = future.result()
+                        advance(layer.blob.size)
+                        yield layer, scan
+                share.stop(len(helpers))
+                for future in helpers:
+                    future.result()
             except BaseException:
                 for f in futures:
                     f.cancel()

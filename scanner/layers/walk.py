@@ -11,10 +11,13 @@ import math
 import posixpath
 import tarfile
 from dataclasses import replace
+from functools import partial
 from typing import Callable, Optional
 
 from scanner.detectors.content import ContentScanner
+from scanner.layers.feed import read_whole
 from scanner.layers.nested import FileScanner
+from scanner.layers.share import DECLINED, Outbox, Pending, Share, Ticket
 from scanner.layers.tarstream import members, open_member, open_tar, trailing
 from scanner.limits import Limits
 from scanner.models import EntryKind, FileMeta, Hit, Layer, LayerScan, PackageDb, PathEvents, Skipped
@@ -136,7 +139,8 @@ class _HashingRead:
 
 
 class _Walk:
-    def __init__(self, layer: Layer, content: ContentScanner, limits: Limits = Limits()) -> None:
+    def __init__(self, layer: Layer, content: ContentScanner, limits: Limits = Limits(),
+                 share: Optional[Share] = None) -> None:
         self.layer = layer
         self.content = content
         self.file_scanner = FileScanner(content, limits)  # one per layer: it counts the layer's expansion
@@ -148,28 +152,79 @@ class _Walk:
         self.regular: set[str] = set()
         self.tick: Optional[Callable[[], None]] = None
         self.packages: list[PackageDb] = []  # the package databases of the layer, for triage
+        # with idle workers to help (`share`): small files go to them; what follows a file still
+        # out waits in `pending`, so that every outcome lands in stream order
+        self.outbox = Outbox(share, self.file_scanner) if share is not None else None
+        self.pending = Pending(self.outbox, self._settle) if self.outbox is not None else None
 
     def entry(self, tf: tarfile.TarFile, info: tarfile.TarInfo, ordinal: int) -> None:
         path, kind = classify(info)
         if path == "/" and kind is EntryKind.DIR:
             return
         self.events.add(path, kind, ordinal)
+        if self.pending:
+            self.pending.settle()
         if kind is EntryKind.FILE:
             self.files += 1
             self.regular.add(path)
             f, size = open_member(tf, info)  # an empty file holds nothing to find: not even opened
             if f is not None and 0 < size <= MAX_PACKAGE_DB and is_package_db(path):
                 f = self._package_db(path, f)
+            elif f is not None and self.outbox is not None and self.outbox.wants(size):
+                data = read_whole(f.read, size)
+                ticket = self.outbox.send(path, ordinal, info, data)
+                if ticket is not None:
+                    self.pending.add(ticket)  # type: ignore[union-attr]
+                    return
+                f = io.BytesIO(data)
+            if self.outbox is not None and f is not None and size:
+                self.outbox.flush()  # the batch open goes to its helper now, not after this file
             hits, skipped = self._scan_file(f, info, path, ordinal, size) if f is not None and size else ([], [])
-            self.skipped.extend(Skipped(s.path, s.reason, self.layer.index) for s in skipped)
-            self._keep(path, hits)
-            self.hits.extend(hits)
+            self._then(partial(self._file_done, path, hits, skipped))
         elif kind is EntryKind.HARDLINK:
             self.files += 1
-            self._hardlink(path, norm_path(info.linkname), ordinal)
+            target = norm_path(info.linkname)
+            if target not in self.regular:
+                self._then(partial(self.skipped.append, Skipped(
+                    path, f"hardlink to {target}, which this layer does not hold", self.layer.index)))
+                return
+            self.regular.add(path)
+            self._then(partial(self._hardlink, path, target, ordinal))
         elif info.type not in tarfile.SUPPORTED_TYPES and info.size:  # Docker refuses to apply it
-            self.skipped.append(Skipped(path, f"tar entry of unknown type {info.type.decode('latin-1')!r}: its {info.size} "
-                                              "bytes not scanned", self.layer.index))
+            self._then(partial(self.skipped.append, Skipped(
+                path, f"tar entry of unknown type {info.type.decode('latin-1')!r}: its {info.size} bytes not scanned",
+                self.layer.index)))
+
+    def _then(self, outcome: Callable[[], None]) -> None:
+        """An entry's outcome: now, or after those of the files before it that are still out."""
+        if self.pending:
+            self.pending.add(outcome)
+        else:
+            outcome()
+
+    def finish(self) -> None:
+        """Every file back from the helpers, and settled."""
+        if self.pending is not None:
+            self.pending.finish()
+
+    def _file_done(self, path: str, hits: list[Hit], skipped: list[Skipped]) -> None:
+        self.skipped.extend(Skipped(s.path, s.reason, self.layer.index) for s in skipped)
+        self._keep(path, hits)
+        self.hits.extend(hits)
+
+    def _settle(self, ticket: Ticket) -> None:
+        """A file back from a helper (`scan_sent`): its outcome, or, declined, scanned here now."""
+        if ticket.reply is DECLINED:
+            self.file_scanner.settle_aside(ticket.held, 0)
+            hits, skipped = self._scan_file(io.BytesIO(ticket.data), ticket.info, ticket.path, ticket.ordinal,
+                                            len(ticket.data or b""))
+        else:
+            hits, skipped, digests, expanded = ticket.reply
+            self.file_scanner.settle_aside(ticket.held, expanded)
+            if hits:
+                meta = file_meta(ticket.info, *digests)
+                hits = [replace(h, file=meta) for h in hits]
+        self._file_done(ticket.path, hits, skipped)
 
     def _package_db(self, path: str, f) -> io.BytesIO:
         """Read a package database whole (it is small) for triage; it is then scanned like any file."""
@@ -190,13 +245,9 @@ class _Walk:
         return [replace(h, file=meta) for h in hits], skipped
 
     def _hardlink(self, path: str, target: str, ordinal: int) -> None:
-        if target not in self.regular:
-            self.skipped.append(Skipped(path, f"hardlink to {target}, which this layer does not hold",
-                                        self.layer.index))
-            return
+        """A hardlink to a regular file of this layer: the hits of that file, at this path too."""
         for h in self.by_path.get(target, ()):
             self.hits.append(replace(h, path=path, ordinal=ordinal))
-        self.regular.add(path)
         self._keep(path, self.by_path.get(target, []))
 
     def _keep(self, path: str, hits: list[Hit]) -> None:
@@ -207,23 +258,37 @@ class _Walk:
             self.by_path.pop(path, None)
 
 
+def scan_sent(content: ContentScanner, limits: Limits, path: str, ordinal: int, data: bytes, held: int):
+    """A helper's scan of a file a walk sent it (`share`): what `_Walk._scan_file` gives for it
+    (hits with their file's provenance but for its tar header, which the walk adds) and the
+    bytes it expanded; DECLINED when its archives expand past the `held` bytes of budget."""
+    files = FileScanner(content, limits, layer_bytes=held)
+    tee = _HashingRead(io.BytesIO(data), len(data))
+    hits, skipped = files.scan(tee.read, len(data), path, ordinal)
+    if files.expanded > held:  # the walk's own budget may allow more: it scans this one itself
+        return DECLINED
+    return hits, skipped, tee.digests() if hits else None, files.expanded
+
+
 def scan_layer(layer: Layer, content: ContentScanner, progress: Optional[Progress] = None, *,
-               limits: Limits = Limits()) -> LayerScan:
-    """Walk the layer's tar stream once. Raises SourceError on a corrupt layer: never half a result."""
+               limits: Limits = Limits(), share: Optional[Share] = None) -> LayerScan:
+    """Walk the layer's tar stream once. Raises SourceError on a corrupt layer: never half a result.
+    `share`: idle workers that scan small files for the walk."""
     if is_document(layer.media_type):
         return scan_document(layer, content, progress, limits=limits)
     with open_layer(layer) as stream:
-        scan = walk_stream(stream, layer, content, limits, progress)
+        scan = walk_stream(stream, layer, content, limits, progress, share=share)
     # closing the `with` checked the blob digest and the diff_id
     return replace(scan, diff_id=layer.diff_id or scan.diff_id)
 
 
 def walk_stream(stream: HashingReader, layer: Layer, content: ContentScanner, limits: Limits = Limits(),
-                progress: Optional[Progress] = None, what: Optional[str] = None) -> LayerScan:
+                progress: Optional[Progress] = None, what: Optional[str] = None,
+                share: Optional[Share] = None) -> LayerScan:
     """The walk itself, over an open layer stream (`blobs.layer_stream`): from a blob or from a
     member of a stream that goes past once (`docker save` from the engine). Its diff_id and
     digest are what was read; checking them against a manifest is the opener's job."""
-    walk = _Walk(layer, content, limits)
+    walk = _Walk(layer, content, limits, share)
     what = what or f"layer {layer.index}"
     done = ordinal = 0
 
@@ -240,6 +305,7 @@ def walk_stream(stream: HashingReader, layer: Layer, content: ContentScanner, li
             if progress is not None and stream.raw.count - done >= TAR_BUFSIZE:
                 progress(stream.raw.count - done)
                 done = stream.raw.count
+        walk.finish()
         hidden = trailing(tf)
     except tarfile.TarError as exc:
         raise SourceError(f"{what}: corrupt tar stream ({str(exc)[:120] or exc.__class__.__name__})") from None
