@@ -276,24 +276,25 @@ def open_layer(layer: Layer) -> Iterator[HashingReader]:
 @contextlib.contextmanager
 def layer_stream(raw: HashingReader, what: str) -> Iterator[HashingReader]:
     """The uncompressed side of an open blob (any source, a stream member too), hashed as read."""
-    plain = None
+    stages: list[Prefetch] = []
     try:
         plain = decompress(raw)
         if isinstance(plain, io.BufferedReader):  # not compressed: read and hashed (the blob's hash
-            plain = Prefetch(plain)                  # is the tar's) on another core, ahead of the walk
-            tar = HashingReader(plain, decoding=what, same_as=raw)
-        else:  # decompressed and hashed on another core, ahead of the walk
-            ahead = HashingReader(plain, decoding=what)
-            plain = Prefetch(ahead)
-            tar = HashingReader(plain, same_as=ahead)
+            stages.append(Prefetch(plain))           # is the tar's) on another core, ahead of the walk
+            tar = HashingReader(stages[-1], decoding=what, same_as=raw)
+        else:  # decompressed on another core, and hashed on a third, ahead of the walk
+            stages.append(Prefetch(plain, depth=8))
+            ahead = HashingReader(stages[-1], decoding=what)
+            stages.append(Prefetch(ahead, depth=8))
+            tar = HashingReader(stages[-1], same_as=ahead)
         tar.raw = raw  # the compressed side, for progress in blob bytes
         yield tar
         tar.drain()
     except DECODE_ERRORS as exc:
         raise SourceError(f"{what}: corrupt compressed stream ({_reason(exc)})") from None
     finally:
-        if isinstance(plain, Prefetch):
-            plain.close()
+        for stage in reversed(stages):
+            stage.close()
 
 
 def is_document(media_type: str) -> bool:
