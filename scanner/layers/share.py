@@ -10,9 +10,9 @@ whole, puts it in a batch and goes on; a helper scans the batch with the same `F
 expanded from archives. The walk settles every entry in stream order (`walk._Walk`), so it builds
 the result it would have built alone.
 
-Flow: every helper grants `CREDITS` batches (one being scanned, one waiting); a walk sends a
-batch only against a credit, so a batch never waits for a helper, and a file no helper is free
-for is scanned where it is. An archive sent holds ASIDE bytes of the layer's expansion budget;
+Flow: every helper grants `CREDITS` batches (one being scanned, the others on their way); a walk
+sends a batch only against a credit, so a batch never waits long for a helper, and a file no
+helper is free for is scanned where it is. An archive sent holds ASIDE bytes of the layer's expansion budget;
 one that expands more comes back declined, and the walk scans it itself, against the budget as
 it is then. (While archives are out, what they hold is counted as spent: a layer that gets near
 its `max layer bytes` may reach it a few files earlier than a lone walk would; what is not
@@ -65,7 +65,7 @@ class Share:
             self._credits.value -= 1
             return True
 
-    def _grant(self, n: int) -> None:
+    def grant(self, n: int) -> None:
         with self._credits.get_lock():
             self._credits.value += n
 
@@ -73,7 +73,7 @@ class Share:
         """A helper's loop: scan the batches sent until `stop`; returns the files it scanned. An
         error scanning a batch declines all of it: the walk scans those files and meets it there."""
         served = 0
-        self._grant(CREDITS)
+        self.grant(CREDITS)
         while True:
             job = self.jobs.get()
             if job is None:
@@ -87,7 +87,7 @@ class Share:
             with self._replies.get_lock():
                 self._replies[slot] += 1
             served += len(files)
-            self._grant(1)
+            self.grant(1)
 
     def replies(self) -> int:
         """Replies put for this worker so far (any of its walks)."""
@@ -151,7 +151,7 @@ class Outbox:
         """A file that stays: an open batch with nothing in it gives its credit back by going empty."""
         if self._batch == []:
             self._batch = None
-            self.share._grant(1)
+            self.share.grant(1)
         return None
 
     def flush(self) -> None:
