@@ -44,30 +44,25 @@ class Share:
         # busy one) goes on; writing it from the walk's own thread made the walk 15% slower
         self.jobs = ctx.Queue()
         self.results = [ctx.Queue() for _ in range(workers)]  # one per worker: its walks' replies
-        self._credits = ctx.Value("i", 0)
-        self._slots = ctx.Value("i", 0)
-        self._replies = ctx.Array("q", workers)  # replies put, per worker: seen without a system call
+        # semaphores, not shared values: those live in a file multiprocessing makes in /dev/shm,
+        # and a scan writes no file; a semaphore's count is read without a system call
+        self._credits = ctx.Semaphore(0)
+        self._replies = [ctx.Semaphore(0) for _ in range(workers)]  # replies put in each worker's queue
+        self._slots = ctx.SimpleQueue()
+        for slot in range(workers):
+            self._slots.put(slot)
         self.slot: Optional[int] = None
-        self.taken = 0  # replies this worker took from its inbox (all its walks)
 
     def join(self) -> None:
-        with self._slots.get_lock():
-            self.slot = self._slots.value
-            self._slots.value += 1
+        self.slot = self._slots.get()
 
     def take(self) -> bool:
         """A credit for one batch, if a helper has one to give."""
-        if self._credits.get_obj().value <= 0:  # the common case (no helper), without the lock
-            return False
-        with self._credits.get_lock():
-            if self._credits.value <= 0:
-                return False
-            self._credits.value -= 1
-            return True
+        return self._credits.acquire(False)
 
     def grant(self, n: int) -> None:
-        with self._credits.get_lock():
-            self._credits.value += n
+        for _ in range(n):
+            self._credits.release()
 
     def serve(self, scan_file: Callable[[str, int, bytes, int], Any]) -> int:
         """A helper's loop: scan the batches sent until `stop`; returns the files it scanned. An
@@ -84,14 +79,16 @@ class Share:
             except Exception:  # noqa: BLE001 - the walk gets the files back and raises what it meets
                 replies = [DECLINED] * len(files)
             self.results[slot].put((epoch, number, replies))
-            with self._replies.get_lock():
-                self._replies[slot] += 1
+            self._replies[slot].release()
             served += len(files)
             self.grant(1)
 
-    def replies(self) -> int:
-        """Replies put for this worker so far (any of its walks)."""
-        return self._replies.get_obj()[self.slot]
+    def reply(self, block: bool) -> Optional[tuple]:
+        """The next reply in this worker's queue; None, without `block`, if no helper put one. A
+        reply counted is on its way (a feeder thread writes it): `get` waits for it."""
+        if not self._replies[self.slot].acquire(block):  # type: ignore[index]
+            return None
+        return self.results[self.slot].get()  # type: ignore[index]
 
     def stop(self, helpers: int) -> None:
         for _ in range(helpers):
@@ -166,13 +163,12 @@ class Outbox:
         self._batch, self._bytes = None, 0
 
     def collect(self, block: bool) -> None:
-        """Take the replies that are in (with `block`, wait for one first). A reply counted by
-        the helper is on its way: `get` waits for it; none counted, nothing is asked of the pipe."""
-        inbox = self.share.results[self.share.slot]  # type: ignore[index]
-        share = self.share
-        while self._out and (block or share.replies() > share.taken):
-            epoch, number, replies = inbox.get()
-            share.taken += 1
+        """Take the replies that are in (with `block`, wait for one first)."""
+        while self._out:
+            got = self.share.reply(block)
+            if got is None:
+                return
+            epoch, number, replies = got
             if epoch != self._epoch:
                 continue
             block = False

@@ -72,7 +72,7 @@ class Helper:
         self._process = ctx.Process(target=lambda: self._served.put(serve()), daemon=True)
         self._process.start()
         deadline = time.monotonic() + 10
-        while share._credits.value < share_module.CREDITS and time.monotonic() < deadline:
+        while share._credits.get_value() < share_module.CREDITS and time.monotonic() < deadline:
             time.sleep(0.001)  # serving: the walk's first files find it free
 
     def stop(self) -> int:
