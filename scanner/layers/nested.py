@@ -127,23 +127,21 @@ class FileScanner:
         try:
             if size <= PULL:  # most files: read whole in one go, no layers of readers in between
                 data = read_whole(read, size)
-                if not self._held(data, path, ordinal):
-                    self._member(Feed(iter_pull([data]), self._skip, cap=cap), _Loc(path, ordinal))
+                loc = _Loc(path, ordinal)
+                kind = archive_kind(data[:HEAD])
+                if kind is None:
+                    self._report(scan_bytes(self.content, data[:cap], path, self._room()), loc)
+                elif not (kind is ArchiveKind.GZIP and size <= cap and self._small_gzip(data, loc)):
+                    self._member(Feed(iter_pull([data]), self._skip, cap=cap), loc)
             else:
                 self._member(Feed(layer_pull(read), self._skip, cap=cap), _Loc(path, ordinal))
         except LayerReadError as exc:
             raise exc.error
         except _Full:
-            self._full()
+            most = self.limits.max_file_findings
+            self._skip(f"over {most} findings in this file: the first {most} reported, the rest of it not scanned "
+                       "(max file findings)")
         return self._hits, self._skipped
-
-    def _held(self, data: bytes, path: str, ordinal: int) -> bool:
-        loc = _Loc(path, ordinal)
-        kind = archive_kind(data[:HEAD])
-        if kind is None:
-            self._report(scan_bytes(self.content, data[:self.limits.max_file_size], path, self._room()), loc)
-            return True
-        return kind is ArchiveKind.GZIP and len(data) <= self.limits.max_file_size and self._small_gzip(data, loc)
 
     @property
     def expanded(self) -> int:
@@ -161,11 +159,6 @@ class FileScanner:
     def settle_aside(self, n: int, expanded: int) -> None:
         """The file `n` bytes were held for expanded `expanded` bytes."""
         self._layer.used += expanded - n
-
-    def _full(self) -> None:
-        most = self.limits.max_file_findings
-        self._skip(f"over {most} findings in this file: the first {most} reported, the rest of it not scanned "
-                   "(max file findings)")
 
     def _skip(self, reason: str) -> None:
         self._skipped.append(Skipped(self._path, reason))

@@ -30,7 +30,7 @@ from scanner.sources.blobs import HashingReader, layer_stream, open_blob, open_l
 from scanner.sources.interface import SourceError
 
 POOL_MIN_BYTES = 4 << 20  # below this, worker start-up costs more than it saves
-HELPERS_PER_WALK = 4  # workers per layer at most: one walk keeps about three helpers busy
+HELPERS_PER_WALK = 4  # workers per layer at most: one walk feeds few helpers (one was busy about half the time)
 
 _worker_state: dict = {}  # set once per worker process by _init_worker; never in the parent
 
@@ -210,7 +210,7 @@ class LayerRunner:
                     free = workers - len(walking) - len(helpers)  # no layer waits for them
                     helpers += [pool.submit(_help_in_worker) for _ in range(max(free, 0))]
                     done, walking = wait(walking, return_when=FIRST_COMPLETED)
-                    for future in sorted(done, key=lambda f: order.index(futures[f])):
+                    for future in done:
                         layer = futures[future]
                         scan = future.result()
                         advance(layer.blob.size)

@@ -112,7 +112,6 @@ class Outbox:
 
     def __init__(self, share: Share, files: FileScanner) -> None:
         self.share, self.files = share, files
-        self._limits = files.limits
         self._batch: Optional[list[Ticket]] = None  # open against a credit
         self._bytes = 0
         self._out: dict[int, list[Ticket]] = {}  # batch number -> its files, sent, not back

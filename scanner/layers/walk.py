@@ -221,9 +221,7 @@ class _Walk:
         else:
             hits, skipped, digests, expanded = ticket.reply
             self.file_scanner.settle_aside(ticket.held, expanded)
-            if hits:
-                meta = file_meta(ticket.info, *digests)
-                hits = [replace(h, file=meta) for h in hits]
+            hits = _provenance(hits, ticket.info, digests)
         self._file_done(ticket.path, hits, skipped)
 
     def _package_db(self, path: str, f) -> io.BytesIO:
@@ -237,12 +235,8 @@ class _Walk:
     def _scan_file(self, f, info: tarfile.TarInfo, path: str, ordinal: int,
                    size: Optional[int] = None) -> tuple[list[Hit], list[Skipped]]:
         size = info.size if size is None else size  # a sparse file: the bytes it stores
-        tee = _HashingRead(f, size, self.tick)
-        hits, skipped = self.file_scanner.scan(tee.read, size, path, ordinal)
-        if not hits:
-            return hits, skipped
-        meta = file_meta(info, *tee.digests())
-        return [replace(h, file=meta) for h in hits], skipped
+        hits, skipped, digests = _scan_hashed(self.file_scanner, f, size, path, ordinal, self.tick)
+        return _provenance(hits, info, digests), skipped
 
     def _hardlink(self, path: str, target: str, ordinal: int) -> None:
         """A hardlink to a regular file of this layer: the hits of that file, at this path too."""
@@ -258,16 +252,31 @@ class _Walk:
             self.by_path.pop(path, None)
 
 
+def _scan_hashed(files: FileScanner, f, size: int, path: str, ordinal: int,
+                 tick: Optional[Callable[[], None]] = None) -> tuple[list[Hit], list[Skipped], Optional[tuple]]:
+    """The hits and skipped content of the file `f` reads, and its digests when it has hits."""
+    tee = _HashingRead(f, size, tick)
+    hits, skipped = files.scan(tee.read, size, path, ordinal)
+    return hits, skipped, tee.digests() if hits else None
+
+
+def _provenance(hits: list[Hit], info: tarfile.TarInfo, digests: Optional[tuple]) -> list[Hit]:
+    """The hits of one file, each with the file's tar header and digests."""
+    if not hits:
+        return hits
+    meta = file_meta(info, *digests)  # type: ignore[misc]
+    return [replace(h, file=meta) for h in hits]
+
+
 def scan_sent(content: ContentScanner, limits: Limits, path: str, ordinal: int, data: bytes, held: int):
-    """A helper's scan of a file a walk sent it (`share`): what `_Walk._scan_file` gives for it
-    (hits with their file's provenance but for its tar header, which the walk adds) and the
-    bytes it expanded; DECLINED when its archives expand past the `held` bytes of budget."""
+    """A helper's scan of a file a walk sent it (`share`): what `_Walk._scan_file` finds in it
+    (the walk adds the provenance: the tar header stays with it), its digests and the bytes it
+    expanded; DECLINED when its archives expand past the `held` bytes of budget."""
     files = FileScanner(content, limits, layer_bytes=held)
-    tee = _HashingRead(io.BytesIO(data), len(data))
-    hits, skipped = files.scan(tee.read, len(data), path, ordinal)
+    hits, skipped, digests = _scan_hashed(files, io.BytesIO(data), len(data), path, ordinal)
     if files.expanded > held:  # the walk's own budget may allow more: it scans this one itself
         return DECLINED
-    return hits, skipped, tee.digests() if hits else None, files.expanded
+    return hits, skipped, digests, files.expanded
 
 
 def scan_layer(layer: Layer, content: ContentScanner, progress: Optional[Progress] = None, *,
