@@ -104,7 +104,9 @@ def test_a_walk_with_a_helper_gives_what_it_gives_alone(tmp_path, content, small
     layer = layer_file(tmp_path / "l.tar", entries(), compression)
     alone = scan_layer(layer, content, limits=LIMITS)
     shared, _, helper = shared_scan(layer, content)
-    assert helper.served > 20  # most of the small files went to the helper
+    # The helper granted its credits before the walk began, so each of the first batches went to it
+    # (more do as its timing allows: asserting more would fail on a busy machine, as CI showed).
+    assert helper.served >= share_module.CREDITS
     assert shared == alone
     assert {h.path for h in alone.hits} >= {"/app/env5", "/app/link5", "/app/later", "/app/many", "/app/big.gz",
                                            "/app/large.txt", "/app/man7.gz", "/app/bundle7.zip"}
@@ -141,7 +143,7 @@ def test_a_helper_that_fails_gives_the_files_back(tmp_path, content, small_batch
 
     layer = layer_file(tmp_path / "l.tar", entries(), "gzip")
     shared, _, helper = shared_scan(layer, content, scan_file=broken)
-    assert helper.served > 20
+    assert helper.served >= share_module.CREDITS
     assert shared == scan_layer(layer, content, limits=LIMITS)
 
 
@@ -187,6 +189,15 @@ def test_a_one_layer_image_is_scanned_by_every_worker(tmp_path, unit_rules, monk
     spec = ik.ImageSpec([ik.LayerSpec("ADD data /", files)])
     path, _ = write_image(tmp_path, spec, "oci-archive", "gzip")
     one = Scanner(unit_rules, ScanOptions(workers=1)).scan([str(path)])
+    waited = []
+
+    def take(self):  # the walk's first file waits for the helper: it gets files on a busy machine too
+        if not waited:
+            waited.append(True)
+            return self._credits.acquire(True, 30)
+        return self._credits.acquire(False)
+
+    monkeypatch.setattr(share_module.Share, "take", take)
     two = Scanner(unit_rules, ScanOptions(workers=2)).scan([str(path)])
     assert done.get(timeout=30) > 0  # the files the helper scanned
     assert [(f.hit.path, f.hit.line) for f in two.images[0].findings] == \
