@@ -107,6 +107,22 @@ def test_candidates_only_where_a_secret_ish_name_is_assigned() -> None:
     assert buf[span[0]:span[1]] == f"CLIENT_KEY={PASSWORD}".encode()
 
 
+@pytest.mark.parametrize("engine", ["auto", "python"])
+def test_a_file_that_quotes_its_values_and_has_no_quoted_assignment_is_not_read_line_by_line(engine, monkeypatch):
+    """A test log (`PASS: gdb.base/...` on 100,000 lines) has the shape everywhere and no quoted
+    value: done after the prefilter's pass, with either engine; one quoted value is still found."""
+    monkeypatch.setenv("LAYERSCAN_PREFILTER", engine)
+    detector = EntropyDetector(SignatureDetector(RULES))
+    log = b"".join(b"PASS: gdb.base/break%d.exp: continue to breakpoint\n" % i for i in range(500))
+    calls = []
+    real = detector.candidates
+    monkeypatch.setattr(detector, "candidates", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert found(log, "/usr/share/doc/gdb/check.log", detector) == [] and calls == []
+    quoted = log + f'client_key = "{PASSWORD}"\n'.encode()
+    assert found(quoted, "/usr/share/doc/gdb/check.log", detector) == [PASSWORD.encode()] and calls == [1]
+    assert found(log + f"client_key = {PASSWORD}\n".encode(), "/usr/share/doc/gdb/check.log", detector) == []
+
+
 def test_no_process_wide_detect_secrets_settings() -> None:
     before = get_settings().json()
     found(f"CLIENT_KEY={PASSWORD}\n")
