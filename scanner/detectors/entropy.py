@@ -69,6 +69,7 @@ _LEFT = re.compile(r"(?i)(?P<name>[a-z0-9_.:*-]{0,40}" + _NAME + r"[a-z0-9_.-]{0
 _LEFT_CORE = re.compile(r"(?P<core>" + _NAME + r"[a-z0-9_.-]{0,24})" + _OPERATOR + r"$")
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:*-")
 LEFT_REACH = 120  # how far left of a value its variable name may start
+LEFT_CORE_MAX = 52  # the longest text `_LEFT_CORE` matches (a test checks it against the regex)
 _KEYWORD_NAME = re.compile("(?i)(?:" + "|".join(DENYLIST) + ")")  # detect-secrets' own list
 # names that say "secret" but hold something else: pagination and request tokens, ids, file names
 _NOT_SECRET_NAME = re.compile(
@@ -306,14 +307,15 @@ def _left_name(line: str, at: int) -> Optional[str]:
     tries every start; the leftmost match of its core (from the secret-ish word on) gives the same
     match, whose name then reaches left over name characters, at most 40 of them."""
     lo = max(0, at - LEFT_REACH)
-    m = _LEFT_CORE.search(line[lo:at].lower())
+    near = max(lo, at - LEFT_CORE_MAX)  # a match of the core ends at `at`: none starts further left
+    m = _LEFT_CORE.search(line[near:at].lower())
     if m is None:
         return None
-    start = lo + m.start()
+    start = near + m.start()
     floor = max(lo, start - 40)
     while start > floor and line[start - 1] in _NAME_CHARS:
         start -= 1
-    return line[start:lo + m.end("core")]
+    return line[start:near + m.end("core")]
 
 
 # a secret-ish name assigned a quoted value (`password = "`): the place a value of a file that

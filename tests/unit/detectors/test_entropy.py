@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 
 import pytest
 from detect_secrets.settings import get_settings
@@ -143,7 +144,11 @@ def test_left_name_is_the_left_regex() -> None:
     r = random.Random(3)
     alphabet = "aPsS_sword=:\"' \t.-*toknecrtAPIKEY@`]x1"
     lines = ["PASS: gdb.ada/assign_1.exp: changing", "DB_PASSWORD = 'x'", "api_key::=\"v\"", "my.secret_token : v"]
-    lines += ["".join(r.choice(alphabet) for _ in range(r.randint(1, 60))) for _ in range(3000)]
+    lines += ["".join(r.choice(alphabet) for _ in range(r.randint(1, 60))) for _ in range(2000)]
+    # past LEFT_REACH and LEFT_CORE_MAX: the name's reach and the core's narrowed search
+    lines += ["".join(r.choice(alphabet) for _ in range(r.randint(100, 200))) for _ in range(300)]
+    lines += ["x" * 70 + "encryption-key" + "a" * 24 + "']\t\t\t\t:=\t\t\t\t@`v", "k" * 45 + "_password=v"]
+    assert re._parser.parse(entropy._LEFT_CORE.pattern).getwidth()[1] == entropy.LEFT_CORE_MAX
     for line in lines:
         for at in range(len(line) + 1):
             m = entropy._LEFT.search(line, max(0, at - entropy.LEFT_REACH), at)
