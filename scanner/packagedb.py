@@ -42,6 +42,21 @@ def is_package_db(path: str) -> bool:
                 or _RPM_SQLITE.match(path))
 
 
+# where distro packages put files (FHS): not /usr/local, /home, /root, /tmp or an application's own
+# tree (/app, /srv, /workspace), which pip, npm and the image's own build fill
+_PACKAGED = ("/usr/", "/etc/", "/opt/", "/var/", "/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/",
+             "/boot/")
+_NOT_PACKAGED = ("/usr/local/", "/var/tmp/")
+
+
+def may_be_packaged(path: str) -> bool:
+    """Whether a package manager could have installed the file at `path`: where the walk needs
+    the md5 dpkg records of a file too large to keep (hashed as it streams, before its hits are
+    known; md5 is the costliest of the hashes). A file elsewhere that a database lists after all
+    is not marked `vendor`: reported, never hidden."""
+    return path.startswith(_PACKAGED) and not path.startswith(_NOT_PACKAGED)
+
+
 def canonical(path: str) -> str:
     """The path a merged-/usr system gives a file (`/lib/x` and `/usr/lib/x` are one file)."""
     return "/usr" + path if path.startswith(_MERGED) else path

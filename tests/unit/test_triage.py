@@ -202,3 +202,15 @@ def test_rule_confidence() -> None:
     assert conf["generic-password"] is conf["datadog-api-key"] is conf["postgres-uri"] is Confidence.MEDIUM
     assert conf["keyword-secret"] is Confidence.MEDIUM and conf["high-entropy-secret"] is Confidence.LOW
     assert conf["shadow-password-hash"] is Confidence.MEDIUM and conf["npmrc-credential"] is Confidence.HIGH
+
+
+@pytest.mark.parametrize("path,packaged", [
+    ("/usr/lib/x86_64-linux-gnu/libacme.so.1", True), ("/lib/libacme.so", True), ("/etc/acme.conf", True),
+    ("/opt/acme/bin/acme", True), ("/var/lib/acme/db", True), ("/bin/acme", True), ("/boot/vmlinuz", True),
+    ("/usr/local/lib/python3.11/site-packages/x.so", False), ("/app/node_modules/x.node", False),
+    ("/root/.pyenv/versions/3.11.7/bin/python", False), ("/home/dev/.cache/x", False), ("/tmp/x", False),
+    ("/var/tmp/x", False), ("/srv/app/x", False), ("/usr", False), ("/usrx/y", False)])
+def test_where_a_package_may_have_put_a_file(path, packaged) -> None:
+    """Where a streamed file's md5 is worth its cost (dpkg records md5): FHS places, not /usr/local."""
+    from scanner.packagedb import may_be_packaged
+    assert may_be_packaged(path) is packaged

@@ -238,19 +238,23 @@ def test_names_that_are_not_utf8_become_printable(tmp_path, content):
         e.path.encode("utf-8")  # no surrogates left
 
 
+@pytest.mark.parametrize("path", ["/usr/lib/big", "/app/big"])
 @pytest.mark.parametrize("size", [100, (8 << 20) + 5, (20 << 20) + 3])
-def test_the_file_of_a_hit_is_hashed_whole(tmp_path, content, size):
+def test_the_file_of_a_hit_is_hashed_whole(tmp_path, content, size, path):
     """sha256 and md5 (provenance, dpkg triage) of the whole file, kept in memory or hashed beside
-    the scan (over 8 MiB); sha1 (apk) of files kept whole. The key sits at the file's start, so
-    the scan has its hit long before the end."""
+    the scan (over 8 MiB); sha1 (apk) of files kept whole. Streamed, md5 only where a package may
+    have put the file (not /app). The key sits at the file's start, so the scan has its hit long
+    before the end."""
     import hashlib
     data = ENV + b"abcdefghijklmno\n" * (size // 16) + b"x" * (size % 16)
     other = ik.file("/after", ENV)  # the walk reads on from the right place afterwards
-    scan = scan_layer(layer_file(tmp_path / "l.tar", [ik.file("/big", data), other], compression="gzip"), content)
-    assert hits(scan) == [("unit-aws-key-id", "/big", 2, 0), ("unit-aws-key-id", "/after", 2, 1)]
+    scan = scan_layer(layer_file(tmp_path / "l.tar", [ik.file(path, data), other], compression="gzip"), content)
+    assert hits(scan) == [("unit-aws-key-id", path, 2, 0), ("unit-aws-key-id", "/after", 2, 1)]
     meta = scan.hits[0].file
-    assert (meta.size, meta.sha256, meta.md5) == (len(data), hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest())
-    assert meta.sha1 == (hashlib.sha1(data).hexdigest() if size < 8 << 20 else None)
+    kept = size < 8 << 20
+    md5 = hashlib.md5(data).hexdigest() if kept or path.startswith("/usr/") else None
+    assert (meta.size, meta.sha256, meta.md5) == (len(data), hashlib.sha256(data).hexdigest(), md5)
+    assert meta.sha1 == (hashlib.sha1(data).hexdigest() if kept else None)
 
 
 def test_a_file_stopped_early_is_still_hashed_whole(tmp_path, content):
