@@ -12,7 +12,6 @@ stored in another file is read to check its digest, like a cached one, but not s
 """
 from __future__ import annotations
 
-import os
 import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import replace
@@ -21,6 +20,7 @@ from multiprocessing import get_context
 from typing import BinaryIO, Callable, Iterator, Optional, Protocol, Sequence
 
 from scanner.cache import LayerCache, NullCache, cache_key
+from scanner.cpus import available_cpus
 from scanner.detectors.content import ContentScanner
 from scanner.layers.share import Share
 from scanner.layers.walk import scan_layer, scan_sent, walk_stream
@@ -91,7 +91,7 @@ class LayerRunner:
         self.content, self.limits = content, limits
         self.rules_digest = rules_digest
         self.cache = cache or NullCache()
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or available_cpus()
         self.read_cache = use_cached_values  # --reveal needs raw values, which the cache never holds
         self._seen: dict[str, tuple[Layer, LayerScan]] = {}  # diff_id -> first layer and its scan, this run
         self._streamed: dict[str, LayerScan] = {}  # diff_id -> scan of a layer that went past in a stream
