@@ -4,8 +4,8 @@ regexes run only in windows around those places.
 `RulePrefilter` (Hyperscan): every rule's regex in prefilter mode, in one database, plus extra
 shapes (the entropy detector's). `PythonRulePrefilter`, the fallback where Hyperscan does not
 install: every rule around its keywords (one `bytes.find` loop per keyword over the lower-cased
-buffer); the same findings, slower. `LAYERSCAN_PREFILTER=python` forces the fallback. The keyword
-finders (`HyperscanPrefilter`, `PythonPrefilter`) also serve the UTF-16 keyword test of binaries.
+buffer, `keywords.PythonPrefilter`); the same findings, slower. `LAYERSCAN_PREFILTER=python`
+forces the fallback.
 """
 from __future__ import annotations
 
@@ -16,94 +16,7 @@ import platform
 import re
 from typing import Optional, Sequence
 
-try:  # an optional fast path: same results without it
-    import hyperscan
-except ImportError:  # pragma: no cover - depends on the platform's wheels
-    hyperscan = None
-
-KeywordEnds = dict[int, list[int]]  # keyword index -> offsets just past each occurrence
-KeywordRuns = dict[int, list[list[int]]]  # keyword index -> [first end, last end] of each cluster
-RUN_GAP = 64  # occurrences of a keyword this close together make one cluster (one window)
-
-
-def runs_of(found: KeywordEnds, gap: int = RUN_GAP) -> KeywordRuns:
-    out: KeywordRuns = {}
-    for kid, ends in found.items():
-        runs: list[list[int]] = []
-        for end in sorted(ends):
-            if runs and end - runs[-1][1] <= gap:
-                runs[-1][1] = end
-            else:
-                runs.append([end, end])
-        out[kid] = runs
-    return out
-
-
-class PythonPrefilter:
-    engine = "python"
-
-    def __init__(self, keywords: Sequence[bytes]) -> None:
-        self.keywords = [k.lower() for k in keywords]
-
-    def find(self, buf: bytes) -> KeywordEnds:
-        low = buf.lower()
-        out: KeywordEnds = {}
-        for i, k in enumerate(self.keywords):
-            at = low.find(k)
-            while at != -1:
-                out.setdefault(i, []).append(at + len(k))
-                at = low.find(k, at + 1)
-        return out
-
-    def find_runs(self, buf: bytes) -> KeywordRuns:
-        return runs_of(self.find(buf))
-
-
-class HyperscanPrefilter:
-    engine = "hyperscan"
-
-    def __init__(self, keywords: Sequence[bytes]) -> None:
-        self.keywords = [k.lower() for k in keywords]
-        self._db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        self._db.compile(
-            expressions=[_literal(k) for k in self.keywords],
-            ids=list(range(len(self.keywords))),
-            elements=len(self.keywords),
-            flags=[hyperscan.HS_FLAG_CASELESS] * len(self.keywords),
-        )
-        self._scratch = hyperscan.Scratch(self._db)
-
-    def find(self, buf: bytes) -> KeywordEnds:
-        out: KeywordEnds = {}
-
-        def on_match(kid: int, start: int, end: int, flags: int, context: object) -> None:
-            out.setdefault(kid, []).append(end)
-
-        if buf:
-            self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch)
-        return out
-
-    def __getstate__(self) -> dict:  # a compiled database does not pickle: rebuild in the worker
-        return {"keywords": self.keywords}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__(state["keywords"])
-
-
-def _literal(keyword: bytes) -> bytes:
-    return b"".join(b"\\x%02x" % c for c in keyword)
-
-
-def make_prefilter(keywords: Sequence[bytes]):
-    if hyperscan is not None and os.environ.get("LAYERSCAN_PREFILTER", "auto") != "python" and keywords:
-        try:
-            return HyperscanPrefilter(keywords)
-        except Exception:  # hyperscan.error or a CPU it does not support: the fallback is exact too
-            pass
-    return PythonPrefilter(keywords)
-
-
-# --- one pass for every rule --------------------------------------------------------------------
+from scanner.detectors.keywords import KeywordEnds, KeywordRuns, PythonPrefilter, hs_literal, hyperscan, runs_of
 
 Spans = list[tuple[int, int]]
 _TRAILING_LOOKAHEAD = re.compile(rb"\(\?!(?:[^()\\]|\\.)*\)$")
@@ -269,7 +182,7 @@ class RulePrefilter:
             exprs.append(supersets[i]), ids.append(i), flags.append(self.PREFILTER)
         by_keyword = [i for i in range(len(supersets)) if i not in ok and self.keywords[i]]
         for kid, k in enumerate(self._keyword_table(by_keyword)):
-            exprs.append(_literal(k)), ids.append(self.KEYWORD_BASE + kid), flags.append(hyperscan.HS_FLAG_CASELESS)
+            exprs.append(hs_literal(k)), ids.append(self.KEYWORD_BASE + kid), flags.append(hyperscan.HS_FLAG_CASELESS)
         for j, shape in enumerate(self.shapes):
             exprs.append(shape), ids.append(self.SHAPE_BASE + j), flags.append(self.PREFILTER)
         self._filtered = ok | set(by_keyword)

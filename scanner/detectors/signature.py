@@ -22,7 +22,8 @@ from scanner.detectors.heuristics import (  # noqa: F401 - is_placeholder, shann
     shannon_entropy,
 )
 from scanner.detectors.interface import Detector, Match
-from scanner.detectors.prefilter import Prescan, make_prefilter, make_rule_prefilter
+from scanner.detectors.keywords import make_prefilter
+from scanner.detectors.prefilter import Prescan, make_rule_prefilter
 from scanner.detectors.rules import Rule, RuleSet
 from scanner.detectors.validators import VALIDATORS
 from scanner.models import DetectorKind

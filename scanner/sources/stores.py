@@ -12,7 +12,7 @@ import posixpath
 import tarfile
 from typing import Any, Optional
 
-from scanner.layers.tarstream import LenientTarInfo
+from scanner.layers.tarheaders import LenientTarInfo
 from scanner.models import Blob
 from scanner.sources.blobs import read_blob
 from scanner.sources.interface import SourceError

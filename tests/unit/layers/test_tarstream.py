@@ -5,7 +5,8 @@ import io
 import random
 import tarfile
 
-from scanner.layers.tarstream import SafeTarInfo, _Buffered, _calc_chksums, _checksum_ok
+from scanner.layers.tarheaders import SafeTarInfo, _calc_chksums, _checksum_ok
+from scanner.layers.tarstream import _Buffered
 
 FIELDS = ("name", "mode", "uid", "gid", "size", "mtime", "chksum", "type", "linkname", "uname", "gname",
           "devmajor", "devminor")
