@@ -5,7 +5,6 @@ so it can run in any process and its result can be cached by diff_id.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import math
 import posixpath
@@ -15,6 +14,7 @@ from functools import partial
 from typing import Callable, Optional
 
 from scanner.detectors.content import ContentScanner
+from scanner.layers.digests import HashingRead
 from scanner.layers.feed import read_whole
 from scanner.layers.nested import FileScanner
 from scanner.layers.share import DECLINED, Outbox, Pending, Share, Ticket
@@ -28,7 +28,6 @@ from scanner.sources.interface import SourceError
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 TAR_BUFSIZE = 1 << 20  # bytes read from the layer stream at a time
-KEPT = 8 << 20  # bytes of a file kept in memory, to hash it only if it has a hit
 
 Progress = Callable[[int], None]
 
@@ -87,60 +86,6 @@ def file_meta(info: tarfile.TarInfo, sha256: Optional[str], md5: Optional[str] =
 def _printable(text: str) -> str:
     """Owner names that are not UTF-8 spelt out like paths: they go to the cache and the reports."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").translate(CONTROL)
-
-
-class _HashingRead:
-    """The file's sha256 for provenance, and its md5 and sha1 for triage (what dpkg and apk record of
-    the files they install), at little cost: a file of up to KEPT bytes (nearly all of them) is
-    hashed only if it had a hit, from the chunks kept; past that, the chunks kept so far and the
-    rest are hashed as they stream: sha256, and md5 only with `md5` (where a package may have put
-    the file: `packagedb.may_be_packaged`; md5 cost the walk of a Python install 0.6 s)."""
-
-    def __init__(self, f, size: int, tick: Optional[Callable[[], None]] = None, md5: bool = True) -> None:
-        self._f = f
-        self._size = size
-        self._tick = tick  # the image-wide limits, checked between reads of a long file
-        self._stream_md5 = md5
-        self._kept: list[bytes] = []
-        self._kept_bytes = 0
-        self._hash: Optional["hashlib._Hash"] = None
-        self._md5: Optional["hashlib._Hash"] = None
-
-    def read(self, n: int = -1) -> bytes:
-        if self._tick is not None:
-            self._tick()
-        data = self._f.read(n)
-        if self._hash is not None:
-            self._hash.update(data)
-            if self._md5 is not None:
-                self._md5.update(data)
-            return data
-        self._kept.append(data)
-        self._kept_bytes += len(data)
-        if self._kept_bytes > KEPT:  # too much to keep: hash from here on
-            self._hash = hashlib.sha256()
-            self._md5 = hashlib.md5() if self._stream_md5 else None
-            for chunk in self._kept:
-                self._hash.update(chunk)
-                if self._md5 is not None:
-                    self._md5.update(chunk)
-            self._kept = []
-        return data
-
-    def sha256(self) -> str:
-        while self.read(1 << 20):  # the scanner may stop early (limits): hash what it did not read
-            pass
-        if self._hash is None:
-            return hashlib.sha256(b"".join(self._kept)).hexdigest()
-        return self._hash.hexdigest()
-
-    def digests(self) -> tuple[str, Optional[str], Optional[str]]:
-        """sha256, md5 (not of a file streamed without `md5`) and (files kept whole only) sha1."""
-        sha256 = self.sha256()
-        if self._hash is not None:
-            return sha256, self._md5.hexdigest() if self._md5 is not None else None, None
-        data = b"".join(self._kept)
-        return sha256, hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest()
 
 
 class _Walk:
@@ -260,7 +205,7 @@ class _Walk:
 def _scan_hashed(files: FileScanner, f, size: int, path: str, ordinal: int,
                  tick: Optional[Callable[[], None]] = None) -> tuple[list[Hit], list[Skipped], Optional[tuple]]:
     """The hits and skipped content of the file `f` reads, and its digests when it has hits."""
-    tee = _HashingRead(f, size, tick, md5=may_be_packaged(path))
+    tee = HashingRead(f, size, tick, md5=may_be_packaged(path))
     hits, skipped = files.scan(tee.read, size, path, ordinal)
     return hits, skipped, tee.digests() if hits else None
 
