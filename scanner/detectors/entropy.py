@@ -40,6 +40,7 @@ from detect_secrets.plugins.keyword import (
 )
 from detect_secrets.util.filetype import determine_file_type
 
+from scanner.detectors.assignments import QUOTED, QUOTED_SHAPE, SHAPE, assigned, left_name, locate
 from scanner.detectors.config import SECRET_NAME as CONFIG_SECRET_NAME
 from scanner.detectors.interface import Detector, Match
 from scanner.detectors.prefilter import make_rule_prefilter
@@ -53,23 +54,6 @@ ENTROPY_RULE = ("high-entropy-secret", "High-entropy string assigned to a secret
 CONFIDENCE = {KEYWORD_RULE[0]: Confidence.MEDIUM, ENTROPY_RULE[0]: Confidence.LOW}
 VERSION = "entropy-1"  # part of the layer cache key: bump when findings change
 
-_NAME = (r"(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_.-]?key|auth[_.-]?key|priv(?:ate)?[_.-]?key|"
-         r"access[_.-]?key|client[_.-]?key|service[_.-]?key|account[_.-]?key|db[_.-]?key|database[_.-]?key|"
-         r"credentials?|signing[_.-]?key|encryption[_.-]?key|master[_.-]?key)")
-_OPERATOR = r"[\"'\]]{0,2}[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}@?[\"'`]?"
-# where a secret-named variable is assigned something that could be a secret
-SHAPE = rb"(?i)" + (_NAME + r"[a-z0-9_.-]{0,24}" + _OPERATOR + r"[^\s\"'`,;]{8}").encode()
-_SHAPE = re.compile(SHAPE)
-# the text just left of a value that makes it the value of a secret-named variable
-_LEFT = re.compile(r"(?i)(?P<name>[a-z0-9_.:*-]{0,40}" + _NAME + r"[a-z0-9_.-]{0,24})" + _OPERATOR + r"$")
-# the same, found fast: the secret-ish word first (a literal start the engine can skip to), then the
-# variable name's start by walking left over its characters (`_left_name`)
-# (matched on lower-cased text without re's case-insensitive mode: many times faster, the same
-# matches on the latin-1 text it is given)
-_LEFT_CORE = re.compile(r"(?P<core>" + _NAME + r"[a-z0-9_.-]{0,24})" + _OPERATOR + r"$")
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:*-")
-LEFT_REACH = 120  # how far left of a value its variable name may start
-LEFT_CORE_MAX = 52  # the longest text `_LEFT_CORE` matches (a test checks it against the regex)
 _KEYWORD_NAME = re.compile("(?i)(?:" + "|".join(DENYLIST) + ")")  # detect-secrets' own list
 # names that say "secret" but hold something else: pagination and request tokens, ids, file names
 _NOT_SECRET_NAME = re.compile(
@@ -195,7 +179,7 @@ class EntropyDetector(Detector):
             return iter(())  # no line can pass the test below (a test log: 100,000 `PASS: gdb.base/…` lines)
         for start, end in self.candidates(buf, binary, ends):
             line = buf[start:end]
-            if needs_quote and not _QUOTED.search(line.lower()):
+            if needs_quote and not QUOTED.search(line.lower()):
                 continue  # in this type of file only a quoted value is data: none is assigned here
             taken = None  # what the rules report on the line: worked out only for a value to report
             for at, value, rule in self._values(line.decode("latin-1"), groups, config, quoted):
@@ -220,14 +204,14 @@ class EntropyDetector(Detector):
         symbol) and high-entropy values of the other secret-ish names."""
         seen: set[int] = set()
         for value in self.keyword.analyze_string(line, denylist_regex_to_group=_lowered(groups)):
-            at, value = _locate(line, value)
+            at, value = locate(line, value)
             if at >= 0 and at not in seen and self._keep(value, line, at, MIN_KEYWORD, config):
                 seen.add(at)
                 yield at, value, KEYWORD_RULE
-        for at, value in _assigned(line):
+        for at, value in assigned(line):
             if at in seen or (quoted and line[at - 1:at] not in ("'", '"', "`")):
                 continue
-            name = _left_name(line, at)
+            name = left_name(line, at)
             if name is None:
                 continue
             if _KEYWORD_NAME.search(name) and self._keep(value, line, at, MIN_KEYWORD, config):
@@ -247,7 +231,7 @@ class EntropyDetector(Detector):
     def _keep(self, value: str, line: str, at: int, shortest: int, config: bool = False) -> bool:
         if len(value) < shortest:
             return False
-        name = _left_name(line, at)
+        name = left_name(line, at)
         if name is None or _NOT_SECRET_NAME.search(name):
             return False
         if value.lower().startswith(self._prefixes):
@@ -297,55 +281,3 @@ def _lowered(groups: dict) -> dict:
             (_LoweredRegex(r) if r.flags & re.IGNORECASE and not re.search(r"(?<!\\)[A-Z]", r.pattern) else r): g
             for r, g in groups.items()}
     return fast
-
-
-def _left_name(line: str, at: int) -> Optional[str]:
-    """The secret-ish variable name assigned the value at `at`: the `name` group of
-    `_LEFT.search(line, max(0, at - LEFT_REACH), at)`, or None where that finds nothing.
-
-    `_LEFT` itself starts with a character class that matches almost anywhere, so searching it
-    tries every start; the leftmost match of its core (from the secret-ish word on) gives the same
-    match, whose name then reaches left over name characters, at most 40 of them."""
-    lo = max(0, at - LEFT_REACH)
-    near = max(lo, at - LEFT_CORE_MAX)  # a match of the core ends at `at`: none starts further left
-    m = _LEFT_CORE.search(line[near:at].lower())
-    if m is None:
-        return None
-    start = near + m.start()
-    floor = max(lo, start - 40)
-    while start > floor and line[start - 1] in _NAME_CHARS:
-        start -= 1
-    return line[start:near + m.end("core")]
-
-
-# a secret-ish name assigned a quoted value (`password = "`): the place a value of a file that
-# quotes its values (source code) starts; matched on lower-cased bytes
-_QUOTED = re.compile((_NAME + r"[a-z0-9_.-]{0,24}[\"'\]]{0,2}[ \t]{0,4}(?::=|=>|=|:)[ \t]{0,4}@?[\"'`]").encode())
-QUOTED_SHAPE = b"(?i)" + _QUOTED.pattern  # found in the prefilter's pass: a file that needs one and has none is done
-
-
-# a value right after an assignment operator: quoted, or up to whitespace and separators
-_VALUE = re.compile(r"(?::=|=>|=|:)[ \t]{0,4}@?(?P<q>[\"'`]?)(?P<v>[^\s\"'`,;]{8,512})(?P=q)")
-_OPERATORS = re.compile(r"[:=]")
-
-
-def _assigned(line: str) -> Iterator[tuple[int, str]]:
-    """(offset, value) after every operator, overlapping: `{KEY:"~=:x..."}` holds one value, not
-    the `=:` inside it."""
-    seen: set[int] = set()
-    for op in _OPERATORS.finditer(line):
-        m = _VALUE.match(line, op.start())
-        if m is not None and m.start("v") not in seen:
-            seen.add(m.start("v"))
-            yield m.start("v"), m.group("v")
-
-
-def _locate(line: str, value: str) -> tuple[int, str]:
-    """Where detect-secrets' value sits in the line; an unquoted one ends at whitespace."""
-    at = line.find(value)
-    if at < 0:
-        return -1, value
-    quoted = at > 0 and line[at - 1] in "\"'`"
-    if not quoted:
-        value = re.split(r"[\s,;]", value, maxsplit=1)[0]
-    return at, value.rstrip(";,")

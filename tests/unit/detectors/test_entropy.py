@@ -137,10 +137,10 @@ def test_pickles_for_worker_processes() -> None:
 
 
 def test_left_name_is_the_left_regex() -> None:
-    """`_left_name` (fast) gives `_LEFT.search`'s name group (the definition) at every offset."""
+    """`assignments.left_name` (fast) gives `LEFT.search`'s name group (the definition) at every offset."""
     import random
 
-    from scanner.detectors import entropy
+    from scanner.detectors import assignments
     r = random.Random(3)
     alphabet = "aPsS_sword=:\"' \t.-*toknecrtAPIKEY@`]x1"
     lines = ["PASS: gdb.ada/assign_1.exp: changing", "DB_PASSWORD = 'x'", "api_key::=\"v\"", "my.secret_token : v"]
@@ -148,11 +148,11 @@ def test_left_name_is_the_left_regex() -> None:
     # past LEFT_REACH and LEFT_CORE_MAX: the name's reach and the core's narrowed search
     lines += ["".join(r.choice(alphabet) for _ in range(r.randint(100, 200))) for _ in range(300)]
     lines += ["x" * 70 + "encryption-key" + "a" * 24 + "']\t\t\t\t:=\t\t\t\t@`v", "k" * 45 + "_password=v"]
-    assert re._parser.parse(entropy._LEFT_CORE.pattern).getwidth()[1] == entropy.LEFT_CORE_MAX
+    assert re._parser.parse(assignments.LEFT_CORE.pattern).getwidth()[1] == assignments.LEFT_CORE_MAX
     for line in lines:
         for at in range(len(line) + 1):
-            m = entropy._LEFT.search(line, max(0, at - entropy.LEFT_REACH), at)
-            assert entropy._left_name(line, at) == (m.group("name") if m else None), (line, at)
+            m = assignments.LEFT.search(line, max(0, at - assignments.LEFT_REACH), at)
+            assert assignments.left_name(line, at) == (m.group("name") if m else None), (line, at)
 
 
 def test_lowered_keyword_regexes_find_what_detect_secrets_finds() -> None:
