@@ -78,7 +78,9 @@ SCAN_OPTIONS = [
                  help="Extra rule file or directory of *.yaml rules (repeatable)."),
     click.option("--disable-rule", multiple=True, metavar="ID", help="Turn a rule off (repeatable)."),
     click.option("--no-progress", is_flag=True, help="No progress bar."),
-    click.option("--workers", type=click.IntRange(1, 256), help="Worker processes for layers [default: one per core this process may use: its CPU affinity and cgroup quota]."),
+    click.option("--workers", type=click.IntRange(1, 256),
+                 help="Worker processes for layers [default: one per core this process may use: its CPU affinity "
+                      "and cgroup quota]."),
     click.option("--cache-dir", type=click.Path(file_okay=False), help="Layer cache directory [default: ~/.cache/layerscan]."),
     click.option("--cache-url", metavar="postgresql://...",
                  help="Layer cache on a PostgreSQL server, shared by many workers (instead of --cache-dir)."),
