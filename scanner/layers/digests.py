@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Callable, Optional
 
+from scanner.packagedb import may_be_packaged
+
 KEPT = 8 << 20  # bytes of a file kept in memory, to hash it only if it has a hit
 
 
@@ -12,17 +14,16 @@ class HashingRead:
     """The file's sha256 for provenance, and its md5 and sha1 for triage (what dpkg and apk record of
     the files they install), at little cost: a file of up to KEPT bytes (nearly all of them) is
     hashed only if it had a hit, from the chunks kept; past that, the chunks kept so far and the
-    rest are hashed as they stream: sha256, and md5 only with `md5` (where a package may have put
-    the file: `packagedb.may_be_packaged`; md5 cost the walk of a Python install 0.6 s)."""
+    rest are hashed as they stream: sha256, and md5 only where a package may have put the file
+    (`packagedb.may_be_packaged`; md5 cost the walk of a Python install 0.6 s)."""
 
-    def __init__(self, f, size: int, tick: Optional[Callable[[], None]] = None, md5: bool = True) -> None:
+    def __init__(self, f, path: str, tick: Optional[Callable[[], None]] = None) -> None:
         self._f = f
-        self._size = size
+        self._path = path
         self._tick = tick  # the image-wide limits, checked between reads of a long file
-        self._stream_md5 = md5
         self._kept: list[bytes] = []
         self._kept_bytes = 0
-        self._hash: Optional["hashlib._Hash"] = None
+        self._hash: Optional["hashlib._Hash"] = None  # streaming: past KEPT
         self._md5: Optional["hashlib._Hash"] = None
 
     def read(self, n: int = -1) -> bytes:
@@ -30,33 +31,29 @@ class HashingRead:
             self._tick()
         data = self._f.read(n)
         if self._hash is not None:
-            self._hash.update(data)
-            if self._md5 is not None:
-                self._md5.update(data)
+            self._update(data)
             return data
         self._kept.append(data)
         self._kept_bytes += len(data)
         if self._kept_bytes > KEPT:  # too much to keep: hash from here on
             self._hash = hashlib.sha256()
-            self._md5 = hashlib.md5() if self._stream_md5 else None
+            self._md5 = hashlib.md5() if may_be_packaged(self._path) else None
             for chunk in self._kept:
-                self._hash.update(chunk)
-                if self._md5 is not None:
-                    self._md5.update(chunk)
+                self._update(chunk)
             self._kept = []
         return data
 
-    def sha256(self) -> str:
-        while self.read(1 << 20):  # the scanner may stop early (limits): hash what it did not read
-            pass
-        if self._hash is None:
-            return hashlib.sha256(b"".join(self._kept)).hexdigest()
-        return self._hash.hexdigest()
+    def _update(self, data: bytes) -> None:
+        self._hash.update(data)  # type: ignore[union-attr]
+        if self._md5 is not None:
+            self._md5.update(data)
 
     def digests(self) -> tuple[str, Optional[str], Optional[str]]:
-        """sha256, md5 (not of a file streamed without `md5`) and (files kept whole only) sha1."""
-        sha256 = self.sha256()
+        """sha256, md5 (not of a file streamed outside the packaged places) and (files kept whole
+        only) sha1, of the whole file."""
+        while self.read(1 << 20):  # the scanner may stop early (limits): hash what it did not read
+            pass
         if self._hash is not None:
-            return sha256, self._md5.hexdigest() if self._md5 is not None else None, None
+            return self._hash.hexdigest(), self._md5.hexdigest() if self._md5 is not None else None, None
         data = b"".join(self._kept)
-        return sha256, hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest()
+        return hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest()

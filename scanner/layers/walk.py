@@ -21,7 +21,7 @@ from scanner.layers.share import DECLINED, Outbox, Pending, Share, Ticket
 from scanner.layers.tarstream import members, open_member, open_tar, trailing
 from scanner.limits import Limits
 from scanner.models import EntryKind, FileMeta, Hit, Layer, LayerScan, PackageDb, PathEvents, Skipped
-from scanner.packagedb import MAX_PACKAGE_DB, is_package_db, may_be_packaged, read_package_db
+from scanner.packagedb import MAX_PACKAGE_DB, is_package_db, read_package_db
 from scanner.sources.blobs import HashingReader, is_document, open_blob, open_layer
 from scanner.sources.interface import SourceError
 
@@ -205,7 +205,7 @@ class _Walk:
 def _scan_hashed(files: FileScanner, f, size: int, path: str, ordinal: int,
                  tick: Optional[Callable[[], None]] = None) -> tuple[list[Hit], list[Skipped], Optional[tuple]]:
     """The hits and skipped content of the file `f` reads, and its digests when it has hits."""
-    tee = HashingRead(f, size, tick, md5=may_be_packaged(path))
+    tee = HashingRead(f, path, tick)
     hits, skipped = files.scan(tee.read, size, path, ordinal)
     return hits, skipped, tee.digests() if hits else None
 
