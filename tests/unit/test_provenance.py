@@ -130,8 +130,9 @@ def test_the_same_layer_twice_in_one_image_is_scanned_once(tmp_path, unit_rules,
     assert [l.diff_id for l in image.layers] == [l.diff_id for l in archive.images[0].layers]
 
 
-def lying_about(clean: ik.ImageSpec, leaky: ik.ImageSpec, monkeypatch) -> None:
-    """Write `leaky` with the config of a layer it does not hold: the diff_ids of `clean`."""
+def lying_about(clean: ik.ImageSpec, monkeypatch) -> None:
+    """Images written from here on get the config of `clean`'s layers: the diff_ids of layers
+    they do not hold."""
     real = ik.image_config
     claimed = [l.diff_id for l in ik.build_image(clean).layers]
     monkeypatch.setattr(ik, "image_config", lambda spec, diff_ids: real(spec, claimed))
@@ -149,7 +150,7 @@ def test_a_blob_is_not_taken_for_the_layer_another_image_scanned(tmp_path, unit_
     leaky = ik.ImageSpec([ik.LayerSpec("ADD app /", [ik.file("/app/x", f"K={sc.AWS_KEY_ID}\n".encode())])])
     good, _ = write_image(tmp_path, clean, "oci-archive", "gzip", "good")
     with monkeypatch.context() as m:
-        lying_about(clean, leaky, m)
+        lying_about(clean, m)
         bad, _ = write_image(tmp_path, leaky, "oci-archive", "gzip", "bad")
     cache = SqliteLayerCache(str(tmp_path / "cache"))
     if second == "cache":
