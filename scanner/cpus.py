@@ -30,11 +30,11 @@ def available_cpus(cgroup_root: str = "/sys/fs/cgroup", self_cgroup: str = "/pro
 
 def cgroup_cpus(root: Path, self_cgroup: Path) -> Optional[float]:
     """CPUs the cgroup quotas allow this process (the smallest on its path); None: no quota."""
-    allowed = [q for q in _quotas(root, self_cgroup) if q > 0]
-    return min(allowed) if allowed else None
+    return min(_quotas(root, self_cgroup), default=None)
 
 
 def _quotas(root: Path, self_cgroup: Path) -> Iterator[float]:
+    """The quota (in CPUs) of every cgroup on this process's path that has one."""
     try:
         lines = self_cgroup.read_text().splitlines()
     except OSError:
@@ -49,14 +49,14 @@ def _quotas(root: Path, self_cgroup: Path) -> Iterator[float]:
             text = _read(group / "cpu.max")
             if text is not None:
                 quota, _, period = text.partition(" ")
-                yield _ratio(quota, period)
+                yield from _ratio(quota, period)
     # v1: the cpu controller's mount (a container sees its own cgroup at the mount's root)
     for controllers, path in paths.items():
         if "cpu" not in controllers.split(","):
             continue
         for mount in V1_CONTROLLERS:
             for group in _up(root / mount, path):
-                yield _ratio(_read(group / "cpu.cfs_quota_us"), _read(group / "cpu.cfs_period_us"))
+                yield from _ratio(_read(group / "cpu.cfs_quota_us"), _read(group / "cpu.cfs_period_us"))
 
 
 def _up(base: Path, path: str) -> Iterator[Path]:
@@ -73,10 +73,11 @@ def _read(path: Path) -> Optional[str]:
         return None
 
 
-def _ratio(quota: Optional[str], period: Optional[str]) -> float:
-    """quota/period, or -1 (no quota: "max", -1, absent or unreadable)."""
+def _ratio(quota: Optional[str], period: Optional[str]) -> Iterator[float]:
+    """quota/period; nothing where there is no quota ("max", -1, absent or unreadable)."""
     try:
         q, p = int(quota or ""), int(period or "")
     except ValueError:
-        return -1.0
-    return q / p if q > 0 and p > 0 else -1.0
+        return
+    if q > 0 and p > 0:
+        yield q / p
