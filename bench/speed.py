@@ -25,6 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from scanner import inflate
 from scanner.cpus import available_cpus
 
 NPM_PACKAGES = ["typescript", "webpack", "@babel/core", "eslint", "react", "react-dom", "next",
@@ -242,6 +243,8 @@ def main() -> None:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     print(f"layerscan speed benchmark, {available_cpus()} cores, images cached in {work}")
+    print(f"gzip inflater: {inflate.engine_name()} (python-isal, the `fast` extra, when installed; "
+          "LAYERSCAN_INFLATE=zlib forces zlib)")
     for kind in args.images.split(","):
         run_image(kind, work, not args.skip_others)
 

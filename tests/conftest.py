@@ -13,6 +13,7 @@ import os
 
 import pytest
 
+from scanner import inflate
 from tests import services
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
@@ -104,3 +105,17 @@ def counted(monkeypatch):
 
     monkeypatch.setattr(runner, "scan_layer", scan_layer)
     return seen
+
+
+@pytest.fixture(params=["zlib", "isal"])
+def inflater(request, monkeypatch) -> str:
+    """Each gzip inflater in turn (`scanner.inflate`): a test that takes this fixture runs once with
+    zlib and once with ISA-L (skipped where the `fast` extra is not installed; under CI, where the
+    test extra installs it, a failure)."""
+    if request.param == "isal" and inflate.isal_zlib is None:
+        if services.in_ci():
+            pytest.fail("python-isal is not installed: `pip install -e '.[test]'` installs it")
+        pytest.skip("python-isal (the `fast` extra) is not installed")
+    monkeypatch.setenv("LAYERSCAN_INFLATE", "zlib" if request.param == "zlib" else "auto")
+    assert inflate.engine_name() == request.param
+    return request.param

@@ -23,7 +23,6 @@ import enum
 import gzip
 import posixpath
 import tarfile
-import zlib
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
@@ -31,6 +30,7 @@ import stream_inflate
 import stream_unzip as su
 import zstandard
 
+from scanner import inflate
 from scanner.detectors.content import ContentScanner, to_hit
 from scanner.detectors.decode import prefixed, scan_bytes, scan_views
 from scanner.layers.feed import (PULL, RATIO_FLOOR, Budget, Feed, LayerReadError, Ratio, feed_chunks, human_size,
@@ -45,7 +45,7 @@ from scanner.sources.blobs import GzipMembers
 ZIP_READ = 64 << 10  # compressed bytes handed to the unzipper at a time
 HEAD = 4096  # bytes sniffed for magic numbers (and a gzip header's file name)
 
-_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, *inflate.ERRORS)
 # stream_inflate (deflate64) can also fail on malformed Huffman tables with a TypeError (fuzzing
 # found it): a library's bug on bad data is bad data all the same, never a crash of the scan
 _ZIP_MEMBER_ERRORS = (su.UnzipError, stream_inflate.StreamInflateError, TypeError, ValueError, IndexError,
@@ -262,12 +262,12 @@ class FileScanner:
         most = min(RATIO_FLOOR, limits.max_file_size, limits.max_archive_bytes, self._layer.limit - self._layer.used)
         if limits.max_depth < 1 or most <= 0:
             return False
-        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        inflater = inflate.gzip_inflater()
         try:
-            text = inflate.decompress(data, most + 1)
-        except zlib.error:
+            text = inflater.decompress(data, most + 1)
+        except inflate.ERRORS:
             return False
-        if not inflate.eof or len(text) > most or inflate.unused_data.strip(b"\0") or archive_kind(text[:HEAD]):
+        if not inflater.eof or len(text) > most or inflater.unused_data.strip(b"\0") or archive_kind(text[:HEAD]):
             return False
         self._layer.spend(len(text))
         name = gzip_name(data[:HEAD]) or plain_name(loc.base, (".gz", ".gzip"), {".tgz": ".tar"})

@@ -12,18 +12,18 @@ import hashlib
 import io
 import queue
 import threading
-import zlib
 from typing import BinaryIO, Iterator, Optional
 
 import zstandard
 
+from scanner import inflate
 from scanner.models import Blob, BlobKind, Layer
 from scanner.sources.interface import SourceError
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 READ_SIZE = 1 << 20
-GZIP_STEP = 256 << 10  # compressed bytes inflated at a time: larger steps copy zlib's unconsumed input more
+GZIP_STEP = 256 << 10  # compressed bytes inflated at a time: larger steps copy the inflater's unconsumed input more
 
 
 class RawReader(io.RawIOBase):
@@ -71,7 +71,7 @@ class HashingReader(RawReader):
     def _read(self, want: int) -> bytes:
         if self._decoding is None:
             return self._inner.read(want)
-        try:  # raised here, not in the caller: tarfile would re-label a zlib error as a tar error
+        try:  # raised here, not in the caller: tarfile would re-label an inflate error as a tar error
             return self._inner.read(want)
         except DECODE_ERRORS as exc:
             raise SourceError(f"{self._decoding}: corrupt compressed stream ({_reason(exc)})") from None
@@ -155,7 +155,7 @@ def decompress(raw: BinaryIO) -> BinaryIO:
 
 class Prefetch(RawReader):
     """Reads `inner` ahead in a thread of its own, `depth` chunks at most: decompression and the
-    blob's hashing (zlib, zstd and hashlib let go of the GIL) run on another core while the walk
+    blob's hashing (the inflaters, zstd and hashlib let go of the GIL) run on another core while the walk
     parses and scans. An error of `inner` is raised by the `read` that reaches it."""
 
     def __init__(self, inner: BinaryIO, chunk: int = READ_SIZE, depth: int = 16) -> None:
@@ -215,14 +215,15 @@ class Prefetch(RawReader):
 
 class GzipMembers(RawReader):
     """gzip members back to back (zero padding between them allowed), as `gzip.GzipFile` reads
-    them, but inflated by zlib in large steps: zlib parses each member's header and checks its
-    CRC-32 and length itself. Errors: zlib.error, EOFError (cut), gzip.BadGzipFile (garbage)."""
+    them, but inflated in large steps by `scanner.inflate` (ISA-L or zlib), which parses each
+    member's header and checks its CRC-32 and length itself. Errors: `inflate.ERRORS`, EOFError
+    (cut), gzip.BadGzipFile (garbage)."""
 
     def __init__(self, raw: BinaryIO, step: int = READ_SIZE) -> None:
         self._raw = raw
         self.STEP = step  # compressed bytes fed at a time
-        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        self._input = b""  # compressed bytes read but not yet fed to zlib
+        self._z = inflate.gzip_inflater()
+        self._input = b""  # compressed bytes read but not yet fed to the inflater
         self._done = False
 
     def read(self, size: int = -1) -> bytes:  # type: ignore[override]
@@ -255,11 +256,11 @@ class GzipMembers(RawReader):
             rest += self._raw.read(1)
         if rest[:2] != GZIP_MAGIC:
             raise gzip.BadGzipFile(f"Not a gzipped file ({rest[:2]!r})")
-        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._z = inflate.gzip_inflater()
         self._input = rest
 
 
-DECODE_ERRORS = (gzip.BadGzipFile, zlib.error, EOFError, zstandard.ZstdError)
+DECODE_ERRORS = (gzip.BadGzipFile, *inflate.ERRORS, EOFError, zstandard.ZstdError)
 
 
 @contextlib.contextmanager

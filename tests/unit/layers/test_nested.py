@@ -209,7 +209,7 @@ def test_zip_bomb_stops_while_expanding(content):
     assert skipped == ["zip member bomb.bin: expansion ratio over 200:1 (bomb?); rest of the archive not scanned"]
 
 
-def test_gzip_bomb(content):
+def test_gzip_bomb(content, inflater):
     assert scan(content, gz(bytes(256 * MiB)), "/srv/zeros.gz") == ([], ["gzip: expansion ratio over 200:1 (bomb?)"])
 
 
@@ -300,7 +300,7 @@ def test_zip_with_an_unsupported_method(content):
         [], ["zip: unsupported compression method 14 at its start; rest of the archive not scanned"])
 
 
-def test_truncated_gzip_keeps_what_came_before(content):
+def test_truncated_gzip_keeps_what_came_before(content, inflater):
     blob = gz(PROPS + text_filler(300_000))
     assert scan(content, blob[:len(blob) // 2], "/d.sql.gz") == (
         [(AWS, "d.sql", 3)], ["gzip: corrupt stream (truncated)"])
@@ -444,7 +444,7 @@ def test_scan_layer_passes_its_limits_on(tmp_path, content):
     assert [(s.layer, s.reason) for s in result.skipped] == [(0, "archive member WEB-INF/lib/app.jar: nested deeper than 1")]
 
 
-def test_alpine_apk_concatenated_gzip_streams(content):
+def test_alpine_apk_concatenated_gzip_streams(content, inflater):
     """An Alpine .apk: gzip streams of tar segments (signature, control, data) one after the other."""
     segments = [ik.layer_tar([ik.file(".SIGN.RSA.key.pub", b"sig")], end_marker=False),
                 ik.layer_tar([ik.file(".PKGINFO", b"pkgname = app\n")], end_marker=False),
@@ -493,7 +493,7 @@ def _named_gz(name: str, data: bytes) -> bytes:
     ("expands past the ratio floor", gz(PROPS + b"\0" * (2 * MiB))),
     ("over the max file size", gz(text_filler(300_000) + f"\n{PAT}\n".encode())),
 ])
-def test_small_gzip_in_one_call_equals_the_streams(content, monkeypatch, name, blob):
+def test_small_gzip_in_one_call_equals_the_streams(content, monkeypatch, name, blob, inflater):
     limits = Limits(max_file_size=200_000)
     used = []
     one_call = FileScanner._small_gzip

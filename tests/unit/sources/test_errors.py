@@ -65,7 +65,7 @@ def test_tarball_cut_at_a_header_is_truncated_not_smaller(tmp_path, content, kin
 
 
 @pytest.mark.parametrize("kind", ["docker-legacy", "docker-oci", "oci-layout", "oci-archive", "crane"])
-def test_corrupt_gzip_layer(tmp_path, content, kind):
+def test_corrupt_gzip_layer(tmp_path, content, kind, inflater):
     path, archive = write_image(tmp_path, spec(), kind, "gzip")
     ik.corrupt(path, archive.layer_member(0, 0))
     digest = archive.images[0].layers[0].digest if kind not in ("docker-legacy", "crane") else \
@@ -83,7 +83,7 @@ def test_corrupt_zstd_layer(tmp_path, content, kind, offset):
 
 
 @pytest.mark.parametrize("offset", [20, 200])
-def test_corrupt_gzip_early_is_a_compressed_stream_error_not_a_tar_error(tmp_path, content, offset):
+def test_corrupt_gzip_early_is_a_compressed_stream_error_not_a_tar_error(tmp_path, content, offset, inflater):
     """tarfile turns a zlib error into a tar error; the message must still blame the compression."""
     path, archive = write_image(tmp_path, spec(), "oci-archive", "gzip")
     ik.corrupt(path, archive.layer_member(0, 0), offset)
