@@ -11,6 +11,7 @@ and what each bound is for: `scanner.layers.tarstream`.
 from __future__ import annotations
 
 import re
+import struct
 import tarfile
 import zlib
 from typing import Optional
@@ -24,6 +25,9 @@ _SPECIAL = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.G
 # what tarfile's header parsing raises on malformed fields (UnicodeDecodeError is a ValueError)
 _PARSE_ERRORS = (ValueError, IndexError, OverflowError, KeyError, TypeError)
 _HIGH = bytes(range(128, 256))
+# a ustar header's fields: name, mode, uid, gid, size, mtime, chksum, typeflag, linkname,
+# (magic and version skipped), uname, gname, devmajor, devminor, prefix
+_USTAR = struct.Struct("100s8s8s8s12s12s8sc100s8x32s32s8s8s155s")
 
 
 def _calc_chksums(buf: bytes) -> tuple[int, int]:
@@ -51,11 +55,6 @@ def _nti(field: bytes) -> int:
         return int((field if end < 0 else field[:end]).strip() or b"0", 8)
     except ValueError:
         return tarfile.nti(field)  # its error, or its reading of what bytes.strip leaves
-
-
-def _nts(field: bytes, encoding: str, errors: str) -> str:
-    end = field.find(b"\0")
-    return (field if end < 0 else field[:end]).decode(encoding, errors)
 
 
 _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")  # "<length> <keyword>=<value>\n", POSIX.1-2001
@@ -86,27 +85,32 @@ class SafeTarInfo(tarfile.TarInfo):
     @classmethod
     def frombuf(cls, buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo:
         """`tarfile.TarInfo.frombuf` with fewer calls; the same fields, checks and errors (an
-        empty, cut, all-zero or old GNU sparse header goes to tarfile's own)."""
+        empty, cut, all-zero or old GNU sparse header goes to tarfile's own). The numbers are read
+        as `tarfile.nti` reads them (up to the first NUL, by `int(..., 8)`); a field it would read
+        otherwise (base-256, blank, malformed) goes to `_nti`, which is tarfile's for those."""
         if len(buf) != tarfile.BLOCKSIZE or buf[156:157] == tarfile.GNUTYPE_SPARSE or not buf.strip(b"\0"):
             return super().frombuf(buf, encoding, errors)
-        chksum = _nti(buf[148:156])
+        (name, mode, uid, gid, size, mtime, chksum_field, type_, linkname, uname, gname, devmajor, devminor,
+         prefix) = _USTAR.unpack_from(buf)
+        numbers = (mode, uid, gid, size, mtime, devmajor, devminor)
+        try:
+            chksum = int(chksum_field.partition(b"\0")[0] or b"0", 8)
+            values = [int(f.partition(b"\0")[0] or b"0", 8) for f in numbers]
+        except ValueError:
+            chksum, values = _nti(chksum_field), None
         if not _checksum_ok(buf, chksum):
             raise tarfile.InvalidHeaderError("bad checksum")  # type: ignore[attr-defined]
+        if values is None:  # after the checksum, as tarfile: a bad checksum is reported first
+            values = [_nti(f) for f in numbers]
         obj = cls()
-        obj.name = _nts(buf[0:100], encoding, errors)
-        obj.mode = _nti(buf[100:108])
-        obj.uid = _nti(buf[108:116])
-        obj.gid = _nti(buf[116:124])
-        obj.size = _nti(buf[124:136])
-        obj.mtime = _nti(buf[136:148])
+        obj.mode, obj.uid, obj.gid, obj.size, obj.mtime, obj.devmajor, obj.devminor = values
         obj.chksum = chksum
-        obj.type = buf[156:157]
-        obj.linkname = _nts(buf[157:257], encoding, errors)
-        obj.uname = _nts(buf[265:297], encoding, errors)
-        obj.gname = _nts(buf[297:329], encoding, errors)
-        obj.devmajor = _nti(buf[329:337])
-        obj.devminor = _nti(buf[337:345])
-        prefix = _nts(buf[345:500], encoding, errors)
+        obj.type = type_
+        obj.name = name.partition(b"\0")[0].decode(encoding, errors)
+        obj.linkname = linkname.partition(b"\0")[0].decode(encoding, errors)
+        obj.uname = uname.partition(b"\0")[0].decode(encoding, errors)
+        obj.gname = gname.partition(b"\0")[0].decode(encoding, errors)
+        prefix = prefix.partition(b"\0")[0].decode(encoding, errors)
         if obj.type == tarfile.AREGTYPE and obj.name.endswith("/"):  # V7 directory
             obj.type = tarfile.DIRTYPE
         if obj.type == tarfile.DIRTYPE:
