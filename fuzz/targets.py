@@ -25,8 +25,8 @@ from scanner.layers.nested import FileScanner
 from scanner.layers.overlay import Overlay
 from scanner.layers.walk import scan_layer
 from scanner.limits import Limits
-from scanner.models import (Blob, BlobKind, DetectorKind, EntryKind, Hit, Layer, LayerScan, PathEvent, Secret,
-                            Severity, SourceKind, Status)
+from scanner.models import Blob, BlobKind, DetectorKind, Hit, Layer, LayerScan, Secret, Severity, SourceKind, Status
+from scanner.pathevents import EntryKind, PathEvent
 from scanner.sources.docker_archive import DockerArchiveSource
 from scanner.sources.oci import OciSource
 from scanner.sources.stores import Store, TarStore

@@ -19,8 +19,8 @@ from typing import Any, Optional, Sequence
 from scanner import __version__
 from scanner.errors import LayerscanError
 from scanner.limits import Limits
-from scanner.models import (DetectorKind, FileMeta, Hit, LayerScan, LocationKind, PackageDb, PathEvent,
-                            PathEvents, Secret, Severity, Skipped)
+from scanner.models import DetectorKind, FileMeta, Hit, LayerScan, LocationKind, PackageDb, Secret, Severity, Skipped
+from scanner.pathevents import PathEvent, PathEvents
 
 FORMAT = 3  # 2: package databases and md5/sha1 of files with hits (triage); 3: path events packed
 

@@ -23,6 +23,7 @@ from scanner.detectors.known import KnownSecretDetector, parse_secrets
 from scanner.detectors.signature import SignatureDetector
 from scanner.fleet import Fleet, list_references, parse_target
 from scanner.models import ScanResult
+from scanner.progress import TqdmProgress
 from scanner.options import Built, baseline, build, image_refs, policy, report_options, scan_options
 from scanner.pipeline import Scanner
 from scanner.push import EnginePusher, Target, push_target
@@ -40,28 +41,6 @@ class DefaultGroup(click.Group):
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
-
-
-class TqdmProgress:
-    """Bytes over layers, on stderr, only when stderr is a terminal."""
-
-    def __init__(self) -> None:
-        self._bar = None
-
-    def begin(self, label: str, total_bytes: int) -> None:
-        from tqdm import tqdm
-
-        self._bar = tqdm(total=total_bytes, desc=label[-40:], unit="B", unit_scale=True,
-                         unit_divisor=1024, leave=False, file=sys.stderr)
-
-    def advance(self, nbytes: int) -> None:
-        if self._bar is not None:
-            self._bar.update(nbytes)
-
-    def end(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
 
 
 @click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -182,29 +161,6 @@ def _find_summary(result: ScanResult, known: KnownSecretDetector) -> str:
     return text + (f"; not seen: line {', '.join(missing)}" if missing else "")
 
 
-class TqdmFleetProgress:
-    """The fleet's stages on stderr (layers in bytes, then images), only when stderr is a terminal."""
-
-    def __init__(self) -> None:
-        self._bar = None
-
-    def begin(self, label: str, total: int) -> None:
-        from tqdm import tqdm
-
-        in_bytes = label == "layers"
-        self._bar = tqdm(total=total, desc=label, unit="B" if in_bytes else " image", unit_scale=in_bytes,
-                         unit_divisor=1024, leave=False, file=sys.stderr)
-
-    def advance(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.update(n)
-
-    def end(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
 @cli.command("registry")
 @click.argument("target", required=False, metavar="HOST[/REPO_PREFIX]")
 @click.option("--summary", "summary_file", type=click.Path(dir_okay=False, writable=True),
@@ -221,7 +177,7 @@ def registry_cmd(target: Optional[str], summary_file: Optional[str], dask_addres
     built = build(opts)
     refs = fleet_refs(target, built, opts)
     scanner = Scanner(built.rules, built.options, None, built.cache)
-    runner = Fleet(scanner, TqdmFleetProgress() if built.show_progress else None)
+    runner = Fleet(scanner, TqdmProgress(fleet=True) if built.show_progress else None)
     with _layer_executor(dask_address, built.options.workers) as executor:
         scanner.layers.executor = executor
         scanned = runner.scan(refs)

@@ -8,7 +8,8 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from scanner.models import EntryKind, Hit, LayerScan, Status
+from scanner.models import Hit, LayerScan, Status
+from scanner.pathevents import EntryKind
 
 
 @dataclass

@@ -20,7 +20,8 @@ from scanner.layers.nested import FileScanner
 from scanner.layers.share import DECLINED, Outbox, Pending, Share, Ticket
 from scanner.layers.tarstream import members, open_member, open_tar, trailing
 from scanner.limits import Limits
-from scanner.models import EntryKind, FileMeta, Hit, Layer, LayerScan, PackageDb, PathEvents, Skipped
+from scanner.models import FileMeta, Hit, Layer, LayerScan, PackageDb, Skipped
+from scanner.pathevents import EntryKind, PathEvents
 from scanner.packagedb import MAX_PACKAGE_DB, is_package_db, read_package_db
 from scanner.sources.blobs import HashingReader, is_document, open_blob, open_layer
 from scanner.sources.interface import SourceError

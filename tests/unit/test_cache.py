@@ -5,7 +5,8 @@ import sqlite3
 import time
 
 from scanner.cache import SqliteLayerCache, encode, open_cache
-from scanner.models import EntryKind, LayerScan, PathEvent, PathEvents
+from scanner.models import LayerScan
+from scanner.pathevents import EntryKind, PathEvent, PathEvents
 
 
 def scan(n: int, files: int = 50) -> LayerScan:

@@ -6,7 +6,8 @@ import pickle
 import pytest
 
 from scanner.cache import decode, encode
-from scanner.models import EntryKind, LayerScan, PathEvent, PathEvents
+from scanner.models import LayerScan
+from scanner.pathevents import EntryKind, PathEvent, PathEvents
 
 EVENTS = [PathEvent("/app/.env", EntryKind.FILE, 3), PathEvent("/", EntryKind.OPAQUE, 0),
           PathEvent("/usr/lib/é/x\\x00y", EntryKind.SYMLINK, 7), PathEvent("/srv", EntryKind.DIR, 2 ** 40),

@@ -6,7 +6,8 @@ import tarfile
 import pytest
 
 from scanner.layers.walk import norm_path, scan_layer
-from scanner.models import EntryKind, PathEvent, Skipped
+from scanner.models import Skipped
+from scanner.pathevents import EntryKind, PathEvent
 from scanner.sources.interface import SourceError
 from tests import imagekit as ik
 from tests import secrets_catalog as sc
