@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import io
 import random
+import struct
 import zlib
 
 import pytest
@@ -51,11 +52,27 @@ def test_members_padding_and_small_steps_give_the_same_bytes(inflater, step, siz
     assert _read_all(blob, step, size) == gzip.decompress(blob)
 
 
-@pytest.mark.parametrize("damage", ["deflate data", "crc", "length", "method", "cut", "garbage after"])
+def _every_header_field(body: bytes) -> bytes:
+    """A gzip member whose header has every optional field: extra, name, comment and its own CRC."""
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    data = deflate.compress(body) + deflate.flush()
+    head = b"\x1f\x8b\x08\x1e\0\0\0\0\0\xff" + struct.pack("<H", 6) + b"AB\x02\0xy" + b"notes.txt\0" + b"a comment\0"
+    head += struct.pack("<H", zlib.crc32(head) & 0xFFFF)
+    return head + data + struct.pack("<II", zlib.crc32(body), len(body))
+
+
+def test_a_header_with_every_optional_field(inflater):
+    body = _text(50_000)
+    assert _read_all(_every_header_field(body), 1000, 4096) == body == gzip.decompress(_every_header_field(body))
+
+
+@pytest.mark.parametrize("damage", ["deflate data", "crc", "length", "method", "header crc", "cut", "garbage after"])
 def test_damage_fails_with_either_inflater(inflater, damage):
-    good = gzip.compress(_text(200_000))
+    good = gzip.compress(_text(200_000)) if damage != "header crc" else _every_header_field(_text(200_000))
     blob = bytearray(good)
-    if damage == "deflate data":
+    if damage == "header crc":
+        blob[good.index(b"a comment\0") + 10] ^= 1
+    elif damage == "deflate data":
         blob[40:80] = bytes(range(40))
     elif damage == "crc":
         blob[-8] ^= 1
