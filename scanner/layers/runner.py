@@ -4,7 +4,7 @@ Each worker opens its own layer (a byte range of a file on disk), streams it onc
 LayerScan; the parent only merges. A worker with no layer left to start (a one-layer image, or
 the last large layer of an image still walking) helps the walks still going: it scans the files
 they send it (`share`). A cached layer is not scanned again, but its bytes are still read and
-checked against their digest.
+checked against their digest (`verify_all`: several local blobs at once).
 
 Within one run (several images), a layer whose diff_id was scanned already is never scanned
 again: the very same blob (same file, offset and size) is not even read again; the same layer
@@ -13,7 +13,9 @@ stored in another file is read to check its digest, like a cached one, but not s
 from __future__ import annotations
 
 import signal
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import threading
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import replace
 from functools import partial
 from multiprocessing import get_context
@@ -75,6 +77,43 @@ def verify_layer(layer: Layer, cached: LayerScan) -> str:
     return "sha256:" + raw.hash.hexdigest()
 
 
+def verify_all(cached: list[tuple[Layer, LayerScan]], threads: int) -> Iterator[tuple[Layer, LayerScan]]:
+    """`verify_layer` of each cached layer, yielded in layer order; the first error in that order
+    is raised. Blobs in local files are checked `threads` at a time (hashing and decompressing let
+    go of the GIL): a warm re-scan is mostly this. Registry blobs one after the other, over the
+    one session that holds their token. The threads are daemons: an error or a Ctrl-C does not
+    wait for the checks still running, and those still queued are dropped."""
+    if threads <= 1 or len(cached) <= 1 or any(layer.blob.kind is not BlobKind.FILE for layer, _ in cached):
+        for layer, scan in cached:
+            verify_layer(layer, scan)
+            yield layer, scan
+        return
+    futures: list[Future] = [Future() for _ in cached]
+    queue = deque(zip(futures, cached))
+
+    def check() -> None:
+        while queue:
+            try:
+                future, (layer, scan) = queue.popleft()
+            except IndexError:  # another thread took the last one
+                return
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(verify_layer(layer, scan))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller, raised there
+                    future.set_exception(exc)
+
+    for _ in range(min(threads, len(cached))):
+        threading.Thread(target=check, daemon=True, name="layerscan-verify").start()
+    try:
+        for future, pair in zip(futures, cached):
+            future.result()
+            yield pair
+    finally:
+        for future in futures:
+            future.cancel()
+
+
 class LayerExecutor(Protocol):
     """Somewhere else to run the layer scans the cache lacks (a Dask cluster): each layer scanned by
     `scan_layer` exactly as a worker process would, every layer given back once, in any order."""
@@ -100,6 +139,7 @@ class LayerRunner:
         results: dict[int, LayerScan] = {}
         todo: list[Layer] = []
         again: list[Layer] = []  # the same diff_id twice in this image: scanned once
+        hits: list[tuple[Layer, LayerScan]] = []  # in the cache: only their bytes are checked
         for layer in layers:
             if layer.blob.kind is BlobKind.STREAMED:
                 results[layer.index] = self._from_stream(layer, advance)
@@ -112,11 +152,12 @@ class LayerRunner:
                 continue
             cached = self._cached(layer)
             if cached is not None:
-                verify_layer(layer, cached)
-                advance(layer.blob.size)
-                results[layer.index] = cached
+                hits.append((layer, cached))
             else:
                 todo.append(layer)
+        for layer, cached in verify_all(hits, self.workers):
+            advance(layer.blob.size)
+            results[layer.index] = cached
         for layer, scan in self._run(todo, advance):
             results[layer.index] = scan
             if layer.diff_id:
