@@ -92,10 +92,10 @@ def verify_all(cached: list[tuple[Layer, LayerScan]], threads: int) -> Iterator[
     queue = deque(zip(futures, cached))
 
     def check() -> None:
-        while queue:
+        while True:
             try:
                 future, (layer, scan) = queue.popleft()
-            except IndexError:  # another thread took the last one
+            except IndexError:  # none left
                 return
             if future.set_running_or_notify_cancel():
                 try:

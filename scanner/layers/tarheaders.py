@@ -46,17 +46,6 @@ def _checksum_ok(buf: bytes, chksum: int) -> bool:
     return chksum == unsigned or chksum in _calc_chksums(buf)
 
 
-def _nti(field: bytes) -> int:
-    """tarfile.nti, its common case (octal digits) without a decode: anything else goes to it."""
-    if field[0] in (0o200, 0o377):
-        return tarfile.nti(field)
-    end = field.find(b"\0")
-    try:
-        return int((field if end < 0 else field[:end]).strip() or b"0", 8)
-    except ValueError:
-        return tarfile.nti(field)  # its error, or its reading of what bytes.strip leaves
-
-
 _PAX_RECORD = re.compile(rb"(\d+) ([^=]+)=")  # "<length> <keyword>=<value>\n", POSIX.1-2001
 
 
@@ -86,8 +75,8 @@ class SafeTarInfo(tarfile.TarInfo):
     def frombuf(cls, buf: bytes, encoding: str, errors: str) -> tarfile.TarInfo:
         """`tarfile.TarInfo.frombuf` with fewer calls; the same fields, checks and errors (an
         empty, cut, all-zero or old GNU sparse header goes to tarfile's own). The numbers are read
-        as `tarfile.nti` reads them (up to the first NUL, by `int(..., 8)`); a field it would read
-        otherwise (base-256, blank, malformed) goes to `_nti`, which is tarfile's for those."""
+        as `tarfile.nti` reads them (up to the first NUL, by `int(..., 8)`); a header with a field
+        it would read otherwise (base-256, blank, malformed) has them all read by `tarfile.nti`."""
         if len(buf) != tarfile.BLOCKSIZE or buf[156:157] == tarfile.GNUTYPE_SPARSE or not buf.strip(b"\0"):
             return super().frombuf(buf, encoding, errors)
         (name, mode, uid, gid, size, mtime, chksum_field, type_, linkname, uname, gname, devmajor, devminor,
@@ -97,11 +86,11 @@ class SafeTarInfo(tarfile.TarInfo):
             chksum = int(chksum_field.partition(b"\0")[0] or b"0", 8)
             values = [int(f.partition(b"\0")[0] or b"0", 8) for f in numbers]
         except ValueError:
-            chksum, values = _nti(chksum_field), None
+            chksum, values = tarfile.nti(chksum_field), None
         if not _checksum_ok(buf, chksum):
             raise tarfile.InvalidHeaderError("bad checksum")  # type: ignore[attr-defined]
         if values is None:  # after the checksum, as tarfile: a bad checksum is reported first
-            values = [_nti(f) for f in numbers]
+            values = [tarfile.nti(f) for f in numbers]
         obj = cls()
         obj.mode, obj.uid, obj.gid, obj.size, obj.mtime, obj.devmajor, obj.devminor = values
         obj.chksum = chksum
