@@ -38,6 +38,11 @@ class Limits:
         object.__setattr__(out, "_deadline", None if deadline is None else (deadline, timeout))
         return out
 
+    @property
+    def timed(self) -> bool:
+        """A deadline is set (`until`): `check_time` may raise."""
+        return self.__dict__.get("_deadline") is not None
+
     def check_time(self, where: str) -> None:
         deadline = self.__dict__.get("_deadline")
         if deadline is not None and time.monotonic() > deadline[0]:

@@ -37,9 +37,12 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 _MERGED = ("/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/")
 
 
+_DB_DIRS = ("/var/lib/", "/lib/apk/", "/usr/lib/")  # where every database above lies
+
+
 def is_package_db(path: str) -> bool:
-    return bool(_DPKG_MD5SUMS.match(path) or _DPKG_STATUS.match(path) or _APK.match(path)
-                or _RPM_SQLITE.match(path))
+    return path.startswith(_DB_DIRS) and bool(_DPKG_MD5SUMS.match(path) or _DPKG_STATUS.match(path)
+                                               or _APK.match(path) or _RPM_SQLITE.match(path))
 
 
 # where distro packages put files (FHS): not /usr/local, /home, /root, /tmp or an application's own

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
-from scanner.detectors.interface import Detector, Match
+from scanner.detectors.interface import Detector, Gate, Match
 from scanner.models import Hit
 from scanner.redact import make_secret
 
@@ -33,15 +33,30 @@ class ContentScanner:
         self.detectors = tuple(detectors)
         self.keep_values = keep_values
         self.chunk, self.overlap = chunk, overlap
+        self._gate: Optional[Gate] = None
+        self._ungated: Optional[tuple[Detector, ...]] = None  # None: not worked out yet
+
+    def _gated(self) -> None:
+        """The detectors that one shared pass gates (`Detector.gate`): a buffer it finds nothing
+        in goes only to the others."""
+        gates = [d.gate() for d in self.detectors]
+        shared = {id(g): g for g in gates if g is not None}
+        self._gate = next(iter(shared.values())) if len(shared) == 1 else None
+        self._ungated = tuple(d for d, g in zip(self.detectors, gates) if g is None or self._gate is None)
 
     def prepare(self) -> None:
         for d in self.detectors:
             d.prepare()
+        self._gated()
 
     def may_hold_utf16(self, buf: bytes) -> bool:
         return any(d.may_hold_utf16(buf) for d in self.detectors)
 
     def scan_buffer(self, buf: bytes, path: Optional[str]) -> list[Match]:
+        if self._ungated is None:
+            self._gated()
+        if self._gate is not None and self._gate.prescan(buf).empty:  # most buffers
+            return [m for d in self._ungated for m in d.scan(buf, path)]
         return [m for d in self.detectors for m in d.scan(buf, path)]
 
     def scan_stream(self, read: Callable[[int], bytes], path: str, most: Optional[int] = None) -> list[Located]:
@@ -79,6 +94,8 @@ class ContentScanner:
     def scan_whole(self, buf: bytes, path: str) -> list[Located]:
         """`scan_stream` of text that fits one chunk, given whole: the same matches and lines."""
         matches = self.scan_buffer(buf, path)
+        if not matches:
+            return []
         return _dedupe([Located(m, line) for m, line in zip(matches, line_numbers(buf, matches))])
 
     def hits(self, read: Callable[[int], bytes], path: str, ordinal: int,

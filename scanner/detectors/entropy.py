@@ -129,6 +129,11 @@ class EntropyDetector(Detector):
         self._shape_id = self._pass.add_shape(SHAPE)
         self._quoted_id = self._pass.add_shape(QUOTED_SHAPE)
 
+    def gate(self):
+        """The signature detector's pass, which finds the shape for this one too (no shape, no
+        finding); a pass of its own is not shared: no gate then."""
+        return self._pass if self._pass is self.signature else None
+
     def may_hold_utf16(self, buf: bytes) -> bool:
         return False  # the UTF-16 strings of binaries are left to the signature rules
 

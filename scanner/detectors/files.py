@@ -224,7 +224,7 @@ _NAMED_BY_PARENT = frozenset({"credentials", "config", "config.json"})
 
 
 def parser_for(path: str) -> Optional[Callable[[bytes], Found]]:
-    name = posixpath.basename(path)
+    name = path[path.rfind("/") + 1:]  # posixpath.basename
     # every test of the parent directory goes with one of these names
     parent = posixpath.basename(posixpath.dirname(path)) if name in _NAMED_BY_PARENT or "shadow" in name else None
     if name in _BY_NAME:
@@ -244,6 +244,7 @@ def parser_for(path: str) -> Optional[Callable[[bytes], Found]]:
 
 
 _BINARY = ((java_keystore, "java-keystore"), (pkcs12, "pkcs12-keystore"))
+_STORE_FIRST = (b"\xfe", b"\xce", b"\x30")  # the first byte of a JKS, a JCEKS, a DER SEQUENCE
 
 
 class CredentialFileDetector(Detector):
@@ -258,8 +259,10 @@ class CredentialFileDetector(Detector):
     def scan(self, buf: bytes, path: Optional[str] = None) -> Iterator[Match]:
         if path is None or len(buf) > MAX_FILE or not buf:
             return iter(())
-        found = list(self._binary(buf, path))
+        found = list(self._binary(buf, path)) if buf[:1] in _STORE_FIRST else []
         parse = parser_for(path)
+        if parse is None and not found:  # nearly every file
+            return iter(())
         if parse is not None and not found:
             taken = [(m.start, m.end) for m in self.signature.scan(buf, path)] if self.signature else []
             found = [(rule, s, e) for rule, s, e in parse(buf)
@@ -268,7 +271,7 @@ class CredentialFileDetector(Detector):
 
     @staticmethod
     def _binary(buf: bytes, path: str) -> Found:
-        if buf[:1] not in (b"\xfe", b"\xce", b"\x30"):
+        if buf[:1] not in _STORE_FIRST:
             return
         for check, rule in _BINARY:
             if check(buf):

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional, Protocol
 
 from scanner.errors import LayerscanError
 from scanner.models import DetectorKind, Severity
+
+if TYPE_CHECKING:
+    from scanner.detectors.prefilter import Prescan
 
 
 class DetectorError(LayerscanError):
@@ -26,6 +29,13 @@ class Match:
     secret: bytes
 
 
+class Gate(Protocol):
+    """A prefilter pass shared by several detectors (`SignatureDetector.prescan`)."""
+
+    def prescan(self, buf: bytes) -> "Prescan":
+        ...
+
+
 class Detector(abc.ABC):
     """Finds secrets in a buffer. Pure: no state kept between calls."""
 
@@ -36,6 +46,12 @@ class Detector(abc.ABC):
     def prepare(self) -> None:
         """Build what is costly to build (compiled pattern databases) now, before worker processes
         are forked, so that each does not build it again."""
+
+    def gate(self) -> Optional["Gate"]:
+        """The one pass whose hits this detector needs: in a buffer where that pass finds nothing,
+        this detector finds nothing either, and `ContentScanner` does not ask it. None: it looks at
+        every buffer on its own terms (a path, magic bytes, given values)."""
+        return None
 
     def may_hold_utf16(self, buf: bytes) -> bool:
         """Whether `buf` (raw bytes of a binary) may hold a UTF-16LE string this detector would

@@ -51,6 +51,11 @@ class Prescan:
     def __init__(self, rules: dict[int, Spans], shapes: KeywordEnds) -> None:
         self.rules, self.shapes = rules, shapes
 
+    @property
+    def empty(self) -> bool:
+        """Nothing found: no rule placed, no shape seen (most buffers)."""
+        return not self.rules and not self.shapes
+
 
 class RulePrefilter:
     """Every rule's prefilter in one Hyperscan database, scanned once per buffer.
@@ -202,6 +207,8 @@ class RulePrefilter:
 
         if buf:
             self._db.scan(buf, match_event_handler=on_match, scratch=self._scratch)
+        if not found:
+            return Prescan({}, {})
         shapes = {i - self.SHAPE_BASE: found.pop(i) for i in [i for i in found if self.SHAPE_BASE <= i < self.KEYWORD_BASE]}
         return Prescan(self._spans(runs_of(found), len(buf)), shapes)
 

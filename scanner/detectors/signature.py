@@ -86,6 +86,11 @@ class SignatureDetector(Detector):
             self._last = (buf, found)
         return found
 
+    def gate(self) -> Optional["SignatureDetector"]:
+        """This detector's own pass, when every rule runs only where it places them (a rule it
+        cannot place runs over every buffer: no gate then)."""
+        return None if self._whole() else self
+
     def may_hold_utf16(self, buf: bytes) -> bool:
         return bool(self._prefilter16.find(buf))
 

@@ -55,5 +55,9 @@ class HashingRead:
             pass
         if self._hash is not None:
             return self._hash.hexdigest(), self._md5.hexdigest() if self._md5 is not None else None, None
-        data = b"".join(self._kept)
-        return hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest()
+        return held_digests(b"".join(self._kept))
+
+
+def held_digests(data: bytes) -> tuple[str, str, str]:
+    """sha256, md5 and sha1 of a file held whole."""
+    return hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest(), hashlib.sha1(data).hexdigest()

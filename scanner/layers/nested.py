@@ -61,7 +61,7 @@ class ArchiveKind(str, enum.Enum):
 
 
 def archive_kind(head: bytes) -> Optional[ArchiveKind]:
-    """The container a file is, from its first bytes; None: scan it as a file."""
+    """The container a file is, from its first bytes (it reads 262 at most); None: scan it as a file."""
     if head.startswith(b"PK\x03\x04"):
         return ArchiveKind.ZIP
     if head.startswith(b"\x1f\x8b\x08"):
@@ -120,28 +120,43 @@ class FileScanner:
     def scan(self, read: Callable[[int], bytes], size: int, path: str,
              ordinal: int) -> tuple[list[Hit], list[Skipped]]:
         """Hits and skipped content of the file `read` streams (`size` bytes at `path` in the layer)."""
+        if size <= PULL:  # most files: read whole in one go, no layers of readers in between
+            return self.scan_held(read_whole(read, size), path, ordinal)
+        self._start(path, size)
+        try:
+            self._member(Feed(layer_pull(read), self._skip, cap=self.limits.max_file_size), _Loc(path, ordinal))
+        except LayerReadError as exc:
+            raise exc.error
+        except _Full:
+            self._full()
+        return self._hits, self._skipped
+
+    def scan_held(self, data: bytes, path: str, ordinal: int) -> tuple[list[Hit], list[Skipped]]:
+        """`scan` of a file of up to one read (`PULL`), its bytes `data` already read whole."""
+        self._start(path, len(data))
+        cap = self.limits.max_file_size
+        try:
+            kind = archive_kind(data)  # it reads the first HEAD bytes only
+            if kind is None:
+                found = scan_bytes(self.content, data[:cap], path, self._room())
+                if found:
+                    self._report(found, _Loc(path, ordinal))
+            elif not (kind is ArchiveKind.GZIP and len(data) <= cap and self._small_gzip(data, _Loc(path, ordinal))):
+                self._member(Feed(iter_pull([data]), self._skip, cap=cap), _Loc(path, ordinal))
+        except _Full:
+            self._full()
+        return self._hits, self._skipped
+
+    def _start(self, path: str, size: int) -> None:
         self._path, self._hits, self._skipped = path, [], []
         cap = self.limits.max_file_size
         if size > cap:
             self._skip(f"file of {size} bytes is over the max file size: only the first {human_size(cap)} scanned")
-        try:
-            if size <= PULL:  # most files: read whole in one go, no layers of readers in between
-                data = read_whole(read, size)
-                loc = _Loc(path, ordinal)
-                kind = archive_kind(data[:HEAD])
-                if kind is None:
-                    self._report(scan_bytes(self.content, data[:cap], path, self._room()), loc)
-                elif not (kind is ArchiveKind.GZIP and size <= cap and self._small_gzip(data, loc)):
-                    self._member(Feed(iter_pull([data]), self._skip, cap=cap), loc)
-            else:
-                self._member(Feed(layer_pull(read), self._skip, cap=cap), _Loc(path, ordinal))
-        except LayerReadError as exc:
-            raise exc.error
-        except _Full:
-            most = self.limits.max_file_findings
-            self._skip(f"over {most} findings in this file: the first {most} reported, the rest of it not scanned "
-                       "(max file findings)")
-        return self._hits, self._skipped
+
+    def _full(self) -> None:
+        most = self.limits.max_file_findings
+        self._skip(f"over {most} findings in this file: the first {most} reported, the rest of it not scanned "
+                   "(max file findings)")
 
     @property
     def expanded(self) -> int:
@@ -267,7 +282,7 @@ class FileScanner:
             text = inflater.decompress(data, most + 1)
         except inflate.ERRORS:
             return False
-        if not inflater.eof or len(text) > most or inflater.unused_data.strip(b"\0") or archive_kind(text[:HEAD]):
+        if not inflater.eof or len(text) > most or inflater.unused_data.strip(b"\0") or archive_kind(text):
             return False
         self._layer.spend(len(text))
         name = gzip_name(data[:HEAD]) or plain_name(loc.base, (".gz", ".gzip"), {".tgz": ".tar"})

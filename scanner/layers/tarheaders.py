@@ -22,6 +22,11 @@ MAX_SPARSE = 1 << 16  # segments in one sparse map
 
 _SPECIAL = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
             tarfile.GNUTYPE_LONGLINK)
+# the types `tarfile.TarInfo._proc_builtin` takes: no extended header, no sparse map; the regular
+# ones have data blocks after the header
+_REGULAR = frozenset((tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE))
+_PLAIN = _REGULAR | {tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE, tarfile.FIFOTYPE, tarfile.CHRTYPE,
+                     tarfile.BLKTYPE}
 # what tarfile's header parsing raises on malformed fields (UnicodeDecodeError is a ValueError)
 _PARSE_ERRORS = (ValueError, IndexError, OverflowError, KeyError, TypeError)
 _HIGH = bytes(range(128, 256))
@@ -114,8 +119,11 @@ class SafeTarInfo(tarfile.TarInfo):
         if depth >= MAX_CHAIN:
             raise tarfile.ReadError(f"over {MAX_CHAIN} extended headers in a row at byte {tf.offset}")
         tf._layerscan_chain = depth + 1  # type: ignore[attr-defined]
-        try:
-            info = super().fromtarfile(tf)
+        try:  # tarfile.TarInfo.fromtarfile's own steps
+            buf = tf.fileobj.read(tarfile.BLOCKSIZE)  # type: ignore[union-attr]
+            info = cls.frombuf(buf, tf.encoding, tf.errors)
+            info.offset = tf.fileobj.tell() - tarfile.BLOCKSIZE  # type: ignore[union-attr]
+            info = info._proc_member(tf)  # type: ignore[attr-defined]
         except (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError) as exc:  # type: ignore[attr-defined]
             if not cls.strict:
                 raise
@@ -131,6 +139,15 @@ class SafeTarInfo(tarfile.TarInfo):
     def _proc_member(self, tf: tarfile.TarFile) -> tarfile.TarInfo:
         if self.size < 0:
             raise tarfile.ReadError(f"negative size in the header at byte {self.offset}")
+        if self.type in _PLAIN and not tf.pax_headers:  # nearly every header: `_proc_builtin`, inline
+            self.offset_data = offset = tf.fileobj.tell()  # type: ignore[union-attr]
+            if self.type in _REGULAR:
+                offset += (self.size + tarfile.BLOCKSIZE - 1) // tarfile.BLOCKSIZE * tarfile.BLOCKSIZE
+            tf.offset = offset
+            self.pax_headers = {}
+            if self.type == tarfile.DIRTYPE:  # a prefix joined in `frombuf` may end in one
+                self.name = self.name.rstrip("/")
+            return self
         if self.type in _SPECIAL and self.size > MAX_SPECIAL:
             raise tarfile.ReadError(f"extended header of {self.size} bytes at byte {self.offset} "
                                     f"(over {MAX_SPECIAL})")

@@ -14,8 +14,8 @@ from functools import partial
 from typing import Callable, Optional
 
 from scanner.detectors.content import ContentScanner
-from scanner.layers.digests import HashingRead
-from scanner.layers.feed import read_whole
+from scanner.layers.digests import HashingRead, held_digests
+from scanner.layers.feed import PULL, read_whole
 from scanner.layers.nested import FileScanner
 from scanner.layers.share import DECLINED, Outbox, Pending, Share, Ticket
 from scanner.layers.tarstream import members, open_member, open_tar, trailing
@@ -57,22 +57,20 @@ def norm_path(name: str) -> str:
     return path
 
 
+# what `TarInfo.isdir`, `issym`, `islnk` and `isreg` tell, by the entry's type
+_KIND_OF_TYPE = {tarfile.DIRTYPE: EntryKind.DIR, tarfile.SYMTYPE: EntryKind.SYMLINK, tarfile.LNKTYPE: EntryKind.HARDLINK,
+                 **{t: EntryKind.FILE for t in tarfile.REGULAR_TYPES}}
+
+
 def classify(info: tarfile.TarInfo) -> tuple[str, EntryKind]:
     path = norm_path(info.name)
-    base = posixpath.basename(path)
-    if base == OPAQUE:
-        return posixpath.dirname(path), EntryKind.OPAQUE
-    if base.startswith(WHITEOUT):
-        return posixpath.join(posixpath.dirname(path), base[len(WHITEOUT):]), EntryKind.WHITEOUT
-    if info.isdir():
-        return path, EntryKind.DIR
-    if info.issym():
-        return path, EntryKind.SYMLINK
-    if info.islnk():
-        return path, EntryKind.HARDLINK
-    if info.isreg():
-        return path, EntryKind.FILE
-    return path, EntryKind.OTHER
+    if WHITEOUT in path:  # else no whiteout (nearly every entry)
+        base = posixpath.basename(path)
+        if base == OPAQUE:
+            return posixpath.dirname(path), EntryKind.OPAQUE
+        if base.startswith(WHITEOUT):
+            return posixpath.join(posixpath.dirname(path), base[len(WHITEOUT):]), EntryKind.WHITEOUT
+    return path, _KIND_OF_TYPE.get(info.type, EntryKind.OTHER)
 
 
 def file_meta(info: tarfile.TarInfo, sha256: Optional[str], md5: Optional[str] = None,
@@ -118,20 +116,29 @@ class _Walk:
         if kind is EntryKind.FILE:
             self.files += 1
             self.regular.add(path)
-            f, size = open_member(tf, info)  # an empty file holds nothing to find: not even opened
-            if f is not None and 0 < size <= MAX_PACKAGE_DB and is_package_db(path):
-                f = self._package_db(path, f)
-            elif f is not None and self.outbox is not None and self.outbox.wants(size):
+            f, size = open_member(tf, info)
+            data: Optional[bytes] = None  # the file read whole (most files), else streamed from `f`
+            if 0 < size <= MAX_PACKAGE_DB and is_package_db(path):
+                data = self._package_db(path, f)
+            elif self.outbox is not None and self.outbox.wants(size):
                 data = read_whole(f.read, size)
                 ticket = self.outbox.send(path, ordinal, info, data)
                 if ticket is not None:
                     self.pending.add(ticket)  # type: ignore[union-attr]
                     return
-                f = io.BytesIO(data)
-            if self.outbox is not None and f is not None and size:
-                self.outbox.flush()  # the batch open goes to its helper now, not after this file
-            hits, skipped = self._scan_file(f, info, path, ordinal, size) if f is not None and size else ([], [])
-            self._then(partial(self._file_done, path, hits, skipped))
+            elif 0 < size <= PULL:
+                data = read_whole(f.read, size)
+            if not size:  # an empty file holds nothing to find
+                hits, skipped = [], []
+            else:
+                if self.outbox is not None:
+                    self.outbox.flush()  # the batch open goes to its helper now, not after this file
+                hits, skipped = (self._scan_file(f, info, path, ordinal, size) if data is None
+                                 else self._scan_data(data, info, path, ordinal))
+            if self.pending:
+                self.pending.add(partial(self._file_done, path, hits, skipped))
+            else:
+                self._file_done(path, hits, skipped)
         elif kind is EntryKind.HARDLINK:
             self.files += 1
             target = norm_path(info.linkname)
@@ -159,34 +166,40 @@ class _Walk:
             self.pending.finish()
 
     def _file_done(self, path: str, hits: list[Hit], skipped: list[Skipped]) -> None:
-        self.skipped.extend(Skipped(s.path, s.reason, self.layer.index) for s in skipped)
+        if skipped:
+            self.skipped.extend(Skipped(s.path, s.reason, self.layer.index) for s in skipped)
         self._keep(path, hits)
-        self.hits.extend(hits)
+        if hits:
+            self.hits.extend(hits)
 
     def _settle(self, ticket: Ticket) -> None:
         """A file back from a helper (`scan_sent`): its outcome, or, declined, scanned here now."""
         if ticket.reply is DECLINED:
             self.file_scanner.settle_aside(ticket.held, 0)
-            hits, skipped = self._scan_file(io.BytesIO(ticket.data), ticket.info, ticket.path, ticket.ordinal,
-                                            len(ticket.data or b""))
+            hits, skipped = self._scan_data(ticket.data or b"", ticket.info, ticket.path, ticket.ordinal)
         else:
             hits, skipped, digests, expanded = ticket.reply
             self.file_scanner.settle_aside(ticket.held, expanded)
             hits = _provenance(hits, ticket.info, digests)
         self._file_done(ticket.path, hits, skipped)
 
-    def _package_db(self, path: str, f) -> io.BytesIO:
+    def _package_db(self, path: str, f) -> bytes:
         """Read a package database whole (it is small) for triage; it is then scanned like any file."""
         data = f.read()
         db = read_package_db(path, data)
         if db is not None:
             self.packages.append(db)
-        return io.BytesIO(data)
+        return data
 
     def _scan_file(self, f, info: tarfile.TarInfo, path: str, ordinal: int,
                    size: Optional[int] = None) -> tuple[list[Hit], list[Skipped]]:
         size = info.size if size is None else size  # a sparse file: the bytes it stores
         hits, skipped, digests = _scan_hashed(self.file_scanner, f, size, path, ordinal, self.tick)
+        return _provenance(hits, info, digests), skipped
+
+    def _scan_data(self, data: bytes, info: tarfile.TarInfo, path: str, ordinal: int) -> tuple[list[Hit], list[Skipped]]:
+        """`_scan_file` of a file already read whole."""
+        hits, skipped, digests = _scan_bytes(self.file_scanner, data, path, ordinal, self.tick)
         return _provenance(hits, info, digests), skipped
 
     def _hardlink(self, path: str, target: str, ordinal: int) -> None:
@@ -211,6 +224,15 @@ def _scan_hashed(files: FileScanner, f, size: int, path: str, ordinal: int,
     return hits, skipped, tee.digests() if hits else None
 
 
+def _scan_bytes(files: FileScanner, data: bytes, path: str, ordinal: int, tick: Optional[Callable[[], None]] = None
+                ) -> tuple[list[Hit], list[Skipped], Optional[tuple]]:
+    """`_scan_hashed` of a file read whole: one of up to one read is scanned as it is held."""
+    if len(data) > PULL:
+        return _scan_hashed(files, io.BytesIO(data), len(data), path, ordinal, tick)
+    hits, skipped = files.scan_held(data, path, ordinal)
+    return hits, skipped, held_digests(data) if hits else None
+
+
 def _provenance(hits: list[Hit], info: tarfile.TarInfo, digests: Optional[tuple]) -> list[Hit]:
     """The hits of one file, each with the file's tar header and digests."""
     if not hits:
@@ -224,7 +246,7 @@ def scan_sent(content: ContentScanner, limits: Limits, path: str, ordinal: int, 
     (the walk adds the provenance: the tar header stays with it), its digests and the bytes it
     expanded; DECLINED when its archives expand past the `held` bytes of budget."""
     files = FileScanner(content, limits, layer_bytes=held)
-    hits, skipped, digests = _scan_hashed(files, io.BytesIO(data), len(data), path, ordinal)
+    hits, skipped, digests = _scan_bytes(files, data, path, ordinal)
     if files.expanded > held:  # the walk's own budget may allow more: it scans this one itself
         return DECLINED
     return hits, skipped, digests, files.expanded
@@ -252,9 +274,13 @@ def walk_stream(stream: HashingReader, layer: Layer, content: ContentScanner, li
     what = what or f"layer {layer.index}"
     done = ordinal = 0
 
+    timed, most_files, most_bytes = limits.timed, limits.max_image_files, limits.max_image_bytes
+
     def tick() -> None:  # the image-wide bounds: one layer alone may not pass them either
-        limits.check_time(f"in {what}")
-        limits.check_image(what, ordinal + 1, stream.count)
+        if timed:
+            limits.check_time(f"in {what}")
+        if ordinal >= most_files or stream.count > most_bytes:  # over: it raises
+            limits.check_image(what, ordinal + 1, stream.count)
 
     walk.tick = tick
     try:

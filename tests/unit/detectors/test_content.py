@@ -7,9 +7,14 @@ import io
 import pytest
 
 from scanner.detectors.content import ContentScanner
+from scanner.detectors.entropy import EntropyDetector
+from scanner.detectors.files import CredentialFileDetector
+from scanner.detectors.interface import Detector
+from scanner.detectors.rules import load_rule_files, load_rules
 from scanner.detectors.signature import SignatureDetector
 from scanner.models import DetectorKind, Hit, Secret, Severity
 from tests import secrets_catalog as sc
+from tests.corpus.build import layout
 
 KEY = sc.AWS_KEY_ID.encode()  # 20 bytes
 CHUNK, OVERLAP = 64, 32
@@ -198,3 +203,97 @@ def test_most_stops_reading_after_the_chunk_that_passes_it(small):
     assert 5 < len(found) < 20 and [loc.line for loc in found] == list(range(1, len(found) + 1))
     assert len(reads) < 10  # of about 660 chunks
     assert len(small.scan_stream(io.BytesIO(data).read, "/f")) == 2000
+
+
+# --- the gate: detectors that need a hit of the shared prefilter pass --------------------------
+
+
+class _Counting(Detector):
+    """A detector that counts the buffers it is asked about, and finds nothing."""
+
+    def __init__(self, gate=None) -> None:
+        self.seen, self._gate_of = 0, gate
+
+    def gate(self):
+        return self._gate_of
+
+    def scan(self, buf, path=None):
+        self.seen += 1
+        return iter(())
+
+
+@pytest.fixture(scope="module")
+def real() -> tuple[SignatureDetector, ContentScanner]:
+    signature = SignatureDetector(load_rules())
+    content = ContentScanner([signature, EntropyDetector(signature), CredentialFileDetector(signature)],
+                             keep_values=True)
+    return signature, content
+
+
+def ungated(content: ContentScanner) -> ContentScanner:
+    out = ContentScanner(content.detectors, keep_values=True)
+    out._gate, out._ungated = None, out.detectors  # every detector asked about every buffer
+    return out
+
+
+def gate_cases() -> list[tuple[str, bytes]]:
+    """Every rule's examples, alone and assigned in a config line, under several kinds of path;
+    every file of the quality corpus (planted secrets, vendor files, decoys) under its own path."""
+    cases: list[tuple[str, bytes]] = []
+    for rule in load_rules().rules:
+        for example in (*rule.positives, *rule.negatives):
+            value = example.encode()
+            for path in ("/app/.env", "/app/settings.py", "/usr/share/doc/x/README.md", "/root/.npmrc"):
+                cases += [(path, value), (path, b"API_TOKEN=" + value + b"\n"), (path, b'password = "' + value + b'"\n')]
+    lay = layout(0)
+    cases += [(e.path, e.data) for e in (*lay.base, *lay.added) if e.data]
+    return cases
+
+
+def test_gated_detectors_are_not_asked_about_a_buffer_the_pass_finds_nothing_in(real) -> None:
+    signature, _ = real
+    gated, other = _Counting(gate=signature), _Counting()
+    content = ContentScanner([signature, gated, other])
+    content.scan_buffer(b"plain text, nothing shaped like a secret\n", "/app/a.txt")
+    assert (gated.seen, other.seen) == (0, 1)
+    content.scan_buffer(b"token = 'aGVsbG8gd29ybGQgdGhpcyBpcyBhIHRva2Vu'\n", "/app/a.txt")
+    assert (gated.seen, other.seen) == (1, 2)
+
+
+def test_no_gate_without_one_shared_pass(real, unit_rules) -> None:
+    signature, _ = real
+    two = ContentScanner([_Counting(gate=signature), _Counting(gate=SignatureDetector(unit_rules))])
+    two.scan_buffer(b"nothing here", "/a")
+    assert [d.seen for d in two.detectors] == [1, 1]  # two passes: every detector is asked
+
+
+def test_credential_files_are_still_parsed_where_the_pass_finds_nothing(real) -> None:
+    _, content = real
+    line = b"db.example.com:5432:app:me:Sup3rS3cretV4lue\n"
+    assert content.detectors[0].prescan(line).empty  # no keyword, no assignment: nothing for the pass
+    assert [m.rule_id for m in content.scan_buffer(line, "/root/.pgpass")] == ["pgpass-password"]
+
+
+def test_the_gate_changes_no_finding(real) -> None:
+    """The gate only skips work: every case finds what it finds with every detector asked."""
+    _, content = real
+    plain = ungated(content)
+    cases = gate_cases()
+    assert len(cases) > 1000
+    quiet = sum(content.detectors[0].prescan(data).empty for _, data in cases)
+    assert 0 < quiet < len(cases)  # the gate is taken, and not taken
+    for path, data in cases:
+        assert content.scan_buffer(data, path) == plain.scan_buffer(data, path), (path, data[:80])
+
+
+def test_a_rule_no_pass_places_runs_on_every_buffer_ungated(tmp_path, monkeypatch) -> None:
+    """Without Hyperscan a rule without keywords cannot be placed: it runs over every buffer, so
+    the signature detector has no gate, and the entropy detector keeps the pass's (its shapes)."""
+    monkeypatch.setenv("LAYERSCAN_PREFILTER", "python")
+    path = tmp_path / "rules.yaml"
+    path.write_text("rules:\n  - id: bare\n    title: t\n    severity: high\n"
+                    "    regex: '(?P<secret>zqx[0-9]{12})'\n")
+    signature = SignatureDetector(load_rule_files([path]))
+    content = ContentScanner([signature, EntropyDetector(signature)], keep_values=True)
+    assert signature.gate() is None
+    assert [m.rule_id for m in content.scan_buffer(b"id zqx123456789012\n", "/a.txt")] == ["bare"]

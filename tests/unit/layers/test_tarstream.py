@@ -121,7 +121,12 @@ def with_lean_reader(data: bytes):
     yield from members(open_tar(io.BytesIO(data), 1024))
 
 
-def streams() -> list[bytes]:
+def with_plain_tarfile(data: bytes):
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r|") as tf:
+        yield from tf
+
+
+def streams(damaged: bool = True) -> list[bytes]:
     r = random.Random(8)
     out = []
     names = ["a.txt", "ü/é.txt", "x" * 150, "d/" + "y" * 120 + ".py", "bad\udcff.bin", "dir/"]
@@ -133,6 +138,9 @@ def streams() -> list[bytes]:
             for i in range(r.randint(1, 5)):
                 info = tarfile.TarInfo(r.choice(names) + str(i))
                 data = r.randbytes(r.randint(0, 1500))
+                if r.random() < 0.2:  # a directory, a link, a fifo: no data
+                    info.type = r.choice([tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.LNKTYPE, tarfile.FIFOTYPE])
+                    info.linkname, data = "t", b""
                 info.size, info.mtime = len(data), r.choice([0, 1.5e9 + 0.25, 2 ** 34])
                 info.uname, info.uid = r.choice(["", "ü", "root"]), r.choice([0, 2 ** 21 + 1])
                 if r.random() < 0.2:
@@ -143,7 +151,7 @@ def streams() -> list[bytes]:
                     continue
         raw = buf.getvalue()
         out.append(raw)
-        for _ in range(3):  # damage: a byte anywhere, mostly in the first headers
+        for _ in range(3 if damaged else 0):  # damage: a byte anywhere, mostly in the first headers
             m = bytearray(raw)
             at = r.randrange(min(len(m), 3072))
             m[at] = r.choice([0, 0x0A, ord("="), ord("9"), 0xFF, r.getrandbits(8)])
@@ -166,6 +174,36 @@ def size_only_in_pax() -> bytes:
     raw[header + 148:header + 156] = b" " * 8
     raw[header + 148:header + 156] = b"%06o\0 " % (sum(raw[header:header + 512]))
     return bytes(raw)
+
+
+def directory_in_prefix() -> bytes:
+    """A ustar directory whose whole path sits in the prefix field, the name field empty (the
+    path `frombuf` joins ends in a slash, which `tarfile` strips after), then a symlink whose
+    header gives a size: no data blocks follow it."""
+    header = bytearray(512)
+    header[124:136] = b"00000000000\0"
+    header[156:157] = tarfile.DIRTYPE
+    header[257:265] = b"ustar\x0000"
+    header[345:353] = b"app/conf"
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tf:
+        link = tarfile.TarInfo("app/link")
+        link.type, link.linkname, link.size = tarfile.SYMTYPE, "conf", 700  # a size, and no data after it
+        tf.addfile(link)
+        tf.addfile(tarfile.TarInfo("app/after"))
+    return bytes(header) + buf.getvalue()
+
+
+def test_headers_are_read_as_plain_tarfile_reads_them() -> None:
+    """Every member of undamaged streams (ustar, GNU, PAX, global PAX headers, directories in the
+    prefix field) has the fields plain `tarfile.TarInfo` gives it: `SafeTarInfo`'s short ways included."""
+    lean = listing(with_lean_reader, directory_in_prefix())
+    assert [m["name"] for m in lean] == ["app/conf", "app/link", "app/after"]
+    assert lean == listing(with_plain_tarfile, directory_in_prefix())
+    for data in streams(damaged=False):
+        assert listing(with_lean_reader, data) == listing(with_plain_tarfile, data), data[:1536]
 
 
 def test_streams_list_the_same_members_as_tarfile() -> None:
