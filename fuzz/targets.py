@@ -26,7 +26,7 @@ from scanner.layers.overlay import Overlay
 from scanner.layers.walk import scan_layer
 from scanner.limits import Limits
 from scanner.models import Blob, BlobKind, DetectorKind, Hit, Layer, LayerScan, Secret, Severity, SourceKind, Status
-from scanner.pathevents import EntryKind, PathEvent
+from scanner.pathevents import EntryKind, PathEvent, PathEvents
 from scanner.sources.docker_archive import DockerArchiveSource
 from scanner.sources.oci import OciSource
 from scanner.sources.stores import Store, TarStore
@@ -107,7 +107,7 @@ def overlay(data: bytes) -> None:
         if kind is EntryKind.FILE and arg & 0x80:
             hits[-1].append(Hit("r", DetectorKind.SIGNATURE, Severity.LOW, "t", path, 1, Secret("0", "x"),
                                 ordinal=ordinal))
-    scans = [LayerScan("d", "d", tuple(ev), tuple(h), (), 0, 0) for ev, h in zip(layers, hits)]
+    scans = [LayerScan("d", "d", PathEvents(ev), tuple(h), (), 0, 0) for ev, h in zip(layers, hits)]
     ov = Overlay(scans)
     for i, scan in enumerate(scans):
         for hit in scan.hits:

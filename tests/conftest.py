@@ -95,15 +95,15 @@ def registry(registry_factory) -> services.Registry:
 def counted(monkeypatch):
     """The layers scan_layer walked, in order, by diff_id."""
     seen: list[str] = []
-    from scanner.layers import runner
+    from scanner.layers import walk  # the runner imports it where it walks a layer
 
-    real = runner.scan_layer
+    real = walk.scan_layer
 
     def scan_layer(layer, *args, **kwargs):
         seen.append(layer.diff_id)
         return real(layer, *args, **kwargs)
 
-    monkeypatch.setattr(runner, "scan_layer", scan_layer)
+    monkeypatch.setattr(walk, "scan_layer", scan_layer)
     return seen
 
 

@@ -23,9 +23,7 @@ class _LayerPaths:
         """The layer's entries at the `wanted` paths (the others can change no label)."""
         lp = cls()
         whiteout, opaque, adds = EntryKind.WHITEOUT, EntryKind.OPAQUE, lp.adds
-        for ev in scan.events:
-            if ev.path not in wanted:
-                continue
+        for ev in scan.events.at(wanted):
             if ev.kind is whiteout:
                 lp.whiteouts.add(ev.path)
             elif ev.kind is opaque:

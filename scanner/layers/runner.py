@@ -19,17 +19,21 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import replace
 from functools import partial
 from multiprocessing import get_context
-from typing import BinaryIO, Callable, Iterator, Optional, Protocol, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, Optional, Protocol, Sequence
 
 from scanner.cache import LayerCache, NullCache, cache_key
 from scanner.cpus import available_cpus
 from scanner.detectors.content import ContentScanner
-from scanner.layers.share import Share
-from scanner.layers.walk import scan_layer, scan_sent, walk_stream
 from scanner.limits import Limits
 from scanner.models import Blob, BlobKind, Layer, LayerScan
 from scanner.sources.blobs import HashingReader, layer_stream, open_blob, open_layer
 from scanner.sources.interface import SourceError
+
+if TYPE_CHECKING:
+    from scanner.layers.share import Share
+
+# The walk (`scanner.layers.walk`, and the archive readers it brings) is imported where a layer is
+# walked, not here: a re-scan whose layers are all cached never loads it (a tenth of its time).
 
 POOL_MIN_BYTES = 4 << 20  # below this, worker start-up costs more than it saves
 HELPERS_PER_WALK = 4  # workers per layer at most: one walk feeds few helpers (one was busy about half the time)
@@ -51,11 +55,13 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 
 
 def _scan_in_worker(layer: Layer) -> LayerScan:
+    from scanner.layers.walk import scan_layer
     return scan_layer(layer, _worker_state["content"], limits=_worker_state["limits"], share=_worker_state["share"])
 
 
 def _help_in_worker() -> int:
     """A worker with no layer to walk scans small files for those walking one, until told to stop."""
+    from scanner.layers.walk import scan_sent
     return _worker_state["share"].serve(partial(scan_sent, _worker_state["content"], _worker_state["limits"]))
 
 
@@ -177,6 +183,7 @@ class LayerRunner:
         cached = self._cached_diff_id(expected_diff_id)
         with layer_stream(HashingReader(raw), what) as tar:
             if cached is None:
+                from scanner.layers.walk import walk_stream
                 placeholder = Layer(index=-1, blob=Blob(what, 0, 0, kind=BlobKind.STREAMED), diff_id=None)
                 scan = walk_stream(tar, placeholder, self.content, self.limits, advance, what=what)
             else:
@@ -231,6 +238,10 @@ class LayerRunner:
                 advance(layer.blob.size)
                 yield layer, scan
             return
+        if not todo:
+            return
+        from scanner.layers.share import Share
+        from scanner.layers.walk import scan_layer
         big = sum(layer.blob.size for layer in todo)
         if self.workers <= 1 or big < POOL_MIN_BYTES:
             for layer in todo:

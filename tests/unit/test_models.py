@@ -22,6 +22,13 @@ def test_events_come_back_as_given():
     assert PathEvents([PathEvent("", EntryKind.FILE, 0)]) == (PathEvent("", EntryKind.FILE, 0),)
 
 
+def test_the_events_at_some_paths_in_order():
+    packed = PathEvents(EVENTS)
+    for wanted in ({"/app/.env"}, {"/", "/s\udcff", "/nowhere"}, set(), {e.path for e in EVENTS}):
+        assert list(packed.at(wanted)) == [e for e in EVENTS if e.path in wanted]
+    assert list(PathEvents().at({"/"})) == []
+
+
 def test_pickled_and_cached_whole():
     packed = PathEvents(EVENTS[:-1])  # the cache's JSON holds text (walk paths never hold surrogates)
     assert pickle.loads(pickle.dumps(packed)) == packed

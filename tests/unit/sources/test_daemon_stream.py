@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from scanner.cache import SqliteLayerCache
-from scanner.layers import runner as runner_module
+from scanner.layers import walk as walk_module
 from scanner.models import BlobKind
 from scanner.pipeline import NoProgress, ScanOptions, Scanner
 from scanner.sources import daemon, resolve
@@ -126,8 +126,8 @@ def test_a_cached_layer_is_only_hashed(tmp_path, unit_rules, engine, monkeypatch
     cache = SqliteLayerCache(str(tmp_path / "cache"))
     first = scanner(unit_rules, cache).scan([NAME])
     walks = []
-    real = runner_module.walk_stream
-    monkeypatch.setattr(runner_module, "walk_stream", lambda *a, **k: walks.append(1) or real(*a, **k))
+    real = walk_module.walk_stream
+    monkeypatch.setattr(walk_module, "walk_stream", lambda *a, **k: walks.append(1) or real(*a, **k))
     second = scanner(unit_rules, cache).scan([NAME])
     assert walks == []
     assert comparable(first) == comparable(second)
