@@ -15,7 +15,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from dataclasses import replace
 from functools import partial
 from multiprocessing import get_context
@@ -240,14 +240,19 @@ class LayerRunner:
             return
         if not todo:
             return
-        from scanner.layers.share import Share
-        from scanner.layers.walk import scan_layer
         big = sum(layer.blob.size for layer in todo)
         if self.workers <= 1 or big < POOL_MIN_BYTES:
+            from scanner.layers.walk import scan_layer
             for layer in todo:
                 yield layer, scan_layer(layer, self.content, advance, limits=self.limits)
             return
-        self.content.prepare()  # compiled once here, inherited by every forked worker
+        # the rules compiled once here, inherited by every forked worker; Hyperscan lets go of the
+        # GIL while it compiles, so the walk is imported meanwhile
+        with ThreadPoolExecutor(1, thread_name_prefix="layerscan-compile") as compiling:
+            compiled = compiling.submit(self.content.prepare)
+            from scanner.layers.share import Share
+            from scanner.layers.walk import scan_layer  # noqa: F401 - for the workers forked below
+            compiled.result()
         # largest first, so that the longest layer does not start last
         order = sorted(todo, key=lambda layer: layer.blob.size, reverse=True)
         context = get_context("fork")
