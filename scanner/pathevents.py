@@ -69,9 +69,10 @@ class PathEvents:
         which are never built (an image's overlay wants the paths of its findings only)."""
         if not self._kinds:
             return iter(())
-        paths, kinds, codes, ordinals = self._paths.decode("utf-8", "surrogatepass").split("\0"), self._KINDS, \
-            self._kinds, self._ordinals
-        return (PathEvent(paths[i], kinds[codes[i]], ordinals[i]) for i in [i for i, p in enumerate(paths) if p in wanted])
+        paths = self._paths.decode("utf-8", "surrogatepass").split("\0")
+        kinds, codes, ordinals = self._KINDS, self._kinds, self._ordinals
+        return (PathEvent(paths[i], kinds[codes[i]], ordinals[i])
+                for i in [i for i, p in enumerate(paths) if p in wanted])
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (PathEvents, tuple, list)):

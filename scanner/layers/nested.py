@@ -136,13 +136,15 @@ class FileScanner:
         self._start(path, len(data))
         cap = self.limits.max_file_size
         try:
-            kind = archive_kind(data)  # it reads the first HEAD bytes only
+            kind = archive_kind(data)
             if kind is None:
                 found = scan_bytes(self.content, data[:cap], path, self._room())
                 if found:
                     self._report(found, _Loc(path, ordinal))
-            elif not (kind is ArchiveKind.GZIP and len(data) <= cap and self._small_gzip(data, _Loc(path, ordinal))):
-                self._member(Feed(iter_pull([data]), self._skip, cap=cap), _Loc(path, ordinal))
+            else:
+                loc = _Loc(path, ordinal)
+                if not (kind is ArchiveKind.GZIP and len(data) <= cap and self._small_gzip(data, loc)):
+                    self._member(Feed(iter_pull([data]), self._skip, cap=cap), loc)
         except _Full:
             self._full()
         return self._hits, self._skipped
