@@ -24,7 +24,7 @@ _SPECIAL = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.G
             tarfile.GNUTYPE_LONGLINK)
 # the types `tarfile.TarInfo._proc_builtin` takes: no extended header, no sparse map; the regular
 # ones have data blocks after the header
-_REGULAR = frozenset((tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.CONTTYPE))
+_REGULAR = frozenset(tarfile.REGULAR_TYPES) - {tarfile.GNUTYPE_SPARSE}
 _PLAIN = _REGULAR | {tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.DIRTYPE, tarfile.FIFOTYPE, tarfile.CHRTYPE,
                      tarfile.BLKTYPE}
 # what tarfile's header parsing raises on malformed fields (UnicodeDecodeError is a ValueError)
@@ -142,7 +142,7 @@ class SafeTarInfo(tarfile.TarInfo):
         if self.type in _PLAIN and not tf.pax_headers:  # nearly every header: `_proc_builtin`, inline
             self.offset_data = offset = tf.fileobj.tell()  # type: ignore[union-attr]
             if self.type in _REGULAR:
-                offset += (self.size + tarfile.BLOCKSIZE - 1) // tarfile.BLOCKSIZE * tarfile.BLOCKSIZE
+                offset += self._block(self.size)  # type: ignore[attr-defined]
             tf.offset = offset
             self.pax_headers = {}
             if self.type == tarfile.DIRTYPE:  # a prefix joined in `frombuf` may end in one

@@ -135,30 +135,28 @@ class _Walk:
                     self.outbox.flush()  # the batch open goes to its helper now, not after this file
                 hits, skipped = (self._scan_file(f, info, path, ordinal, size) if data is None
                                  else self._scan_data(data, info, path, ordinal))
-            if self.pending:
-                self.pending.add(partial(self._file_done, path, hits, skipped))
-            else:
-                self._file_done(path, hits, skipped)
+            self._then(self._file_done, path, hits, skipped)
         elif kind is EntryKind.HARDLINK:
             self.files += 1
             target = norm_path(info.linkname)
             if target not in self.regular:
-                self._then(partial(self.skipped.append, Skipped(
-                    path, f"hardlink to {target}, which this layer does not hold", self.layer.index)))
+                self._then(self.skipped.append, Skipped(
+                    path, f"hardlink to {target}, which this layer does not hold", self.layer.index))
                 return
             self.regular.add(path)
-            self._then(partial(self._hardlink, path, target, ordinal))
+            self._then(self._hardlink, path, target, ordinal)
         elif info.type not in tarfile.SUPPORTED_TYPES and info.size:  # Docker refuses to apply it
-            self._then(partial(self.skipped.append, Skipped(
+            self._then(self.skipped.append, Skipped(
                 path, f"tar entry of unknown type {info.type.decode('latin-1')!r}: its {info.size} bytes not scanned",
-                self.layer.index)))
+                self.layer.index))
 
-    def _then(self, outcome: Callable[[], None]) -> None:
-        """An entry's outcome: now, or after those of the files before it that are still out."""
+    def _then(self, outcome: Callable[..., None], *args) -> None:
+        """An entry's outcome, `outcome(*args)`: now, or after those of the files before it that
+        are still out (bound then; nothing is bound when it runs now, as for nearly every file)."""
         if self.pending:
-            self.pending.add(outcome)
+            self.pending.add(partial(outcome, *args))
         else:
-            outcome()
+            outcome(*args)
 
     def finish(self) -> None:
         """Every file back from the helpers, and settled."""
