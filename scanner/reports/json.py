@@ -1,4 +1,4 @@
-"""`--format json`: the layerscan/v1 contract of DESIGN.md. Change it only by adding fields."""
+"""`--format json`: the layerscan/v1 contract of docs/report.md. Change it only by adding fields."""
 from __future__ import annotations
 
 import json
