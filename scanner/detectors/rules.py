@@ -55,11 +55,16 @@ class RuleSet:
 
 
 def builtin_rule_files() -> list[Path]:
-    try:
-        root = Path(str(resources.files("scanner.signatures")))
-    except ModuleNotFoundError:  # a source checkout that is not installed: `signatures/` beside it
-        root = Path(__file__).resolve().parents[2] / "signatures"
-        if not root.is_dir():
+    """The rule files of the code that runs: in a source checkout the `signatures/` beside this
+    package (also when another checkout is installed: its rules would silently be the ones tested),
+    else the installed `scanner.signatures`."""
+    beside = Path(__file__).resolve().parents[2] / "signatures"
+    if (beside / "__init__.py").is_file():
+        root = beside
+    else:
+        try:
+            root = Path(str(resources.files("scanner.signatures")))
+        except ModuleNotFoundError:
             return []
     return sorted(p for p in root.iterdir() if p.name.endswith(".yaml"))
 
