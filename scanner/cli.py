@@ -225,6 +225,12 @@ def write_baseline_cmd(images: tuple[str, ...], output: str, **opts: Any) -> int
     return ExitCode.CLEAN
 
 
+# `layerscan serve`: the push gate in front of a registry (scanner/serve/; aiohttp only when it runs)
+from scanner.serve.command import serve as serve_cmd  # noqa: E402
+
+cli.add_command(serve_cmd)
+
+
 def _write(text: str, output: Optional[str]) -> None:
     if not output:
         click.echo(text, nl=False)

@@ -107,13 +107,19 @@ class Scanner:
                                   use_cached_values=not options.reveal)
 
     def scan(self, specs: Sequence[str]) -> ScanResult:
+        sink = _StreamSink(self.layers, self.progress)
+        return self.scan_images(image for spec in specs
+                                for image in open_source(spec, self.options.platform, self.options.registry,
+                                                         sink).images())
+
+    def scan_images(self, images: Iterable[Image]) -> ScanResult:
+        """Images from anywhere (a source, or `layerscan serve`'s pushed manifests), under one --timeout
+        clock: it starts before the first image is read."""
         results = []
         self._start_clock()
-        sink = _StreamSink(self.layers, self.progress)
-        for spec in specs:
-            for image in open_source(spec, self.options.platform, self.options.registry, sink).images():
-                self.layers.limits.check_time(f"before {image.ref}")
-                results.append(self.scan_image(image))
+        for image in images:
+            self.layers.limits.check_time(f"before {image.ref}")
+            results.append(self.scan_image(image))
         return ScanResult(tuple(results), reveal=self.options.reveal, show_triaged=self.options.show_triaged)
 
     def inherited_from(self, spec: str) -> BaseImage:

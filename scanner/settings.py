@@ -18,6 +18,7 @@ limits: {max-depth: 2, max-file-size: 1G, max-archive-bytes: 1G, max-layer-bytes
 workers: 2
 cache-dir: /var/cache/layerscan
 cache-max-size: 4G             # entries the cache dir keeps (default 2G): the ones used longest ago go
+serve: {on-timeout: deny, repositories: [...]}   # `layerscan serve` only: scanner/serve/policy.py
 ```
 Paths in the file are relative to the file's directory.
 """
@@ -40,7 +41,7 @@ SCALAR_KEYS = {"fail-on": "fail_on", "fail-on-incomplete": "fail_on_incomplete",
                "cache-max-size": "cache_max_size"}
 PATH_KEYS = {"baseline": "baseline", "base-image": "base_image", "cache-dir": "cache_dir"}
 LIST_KEYS = {"status": "status", "disable-rules": "disable_rule"}
-KNOWN = set(SCALAR_KEYS) | set(PATH_KEYS) | set(LIST_KEYS) | {"rules", "allowlist", "limits"}
+KNOWN = set(SCALAR_KEYS) | set(PATH_KEYS) | set(LIST_KEYS) | {"rules", "allowlist", "limits", "serve"}
 # the file's key for each command parameter it sets, for error messages
 KEY_OF = {param: key for keys in (SCALAR_KEYS, PATH_KEYS, LIST_KEYS) for key, param in keys.items()}
 KEY_OF.update({"extra_rules": "rules", **{k.replace("-", "_"): f"limits.{k}" for k in LIMIT_KEYS}})

@@ -28,6 +28,7 @@ class Credentials:
     password: str = field(default="", repr=False)
     identity_token: str = field(default="", repr=False)
     source: str = "--username"  # where they came from, for messages: never the values
+    authorization: str = field(default="", repr=False)  # an Authorization header sent as is (`serve`: its client's)
 
     def basic(self) -> str:
         raw = f"{self.username}:{self.password}".encode()

@@ -192,7 +192,11 @@ def manifest_image(client: RegistryClient, manifest: Any, media: str, digest: st
 def artifact_image(client: RegistryClient, digest: str, label: str) -> Image:
     """An attestation or other artifact: its layers (in-toto JSON and the like) scanned as files."""
     body, _, got = fetch_manifest(client, digest, f"{label}: manifest {digest[:19]}")
-    manifest = parse_json(body, label)
+    return artifact_from(client, parse_json(body, label), got, label)
+
+
+def artifact_from(client: RegistryClient, manifest: Any, got: str, label: str) -> Image:
+    """`artifact_image` of a manifest already read (`layerscan serve`: the one being pushed)."""
     if not isinstance(manifest, dict) or not isinstance(manifest.get("layers"), list):
         raise SourceError(f"{label}: not an artifact manifest")
     config: Any = {}

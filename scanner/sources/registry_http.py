@@ -128,7 +128,8 @@ class RegistryClient:
         self.endpoint, self.repository = endpoint, repository
         self.where = f"{endpoint.host}/{repository}"
         self.session = session_for(endpoint.retry)
-        self._authorization: Optional[str] = None
+        creds = endpoint.credentials
+        self._authorization: Optional[str] = (creds.authorization or None) if creds is not None else None
 
     def close(self) -> None:
         self.session.close()
@@ -137,25 +138,33 @@ class RegistryClient:
         return f"{self.endpoint.scheme}://{self.endpoint.host}/v2/{self.repository}/{path}"
 
     def get(self, path: str, headers: Optional[dict] = None, stream: bool = False) -> requests.Response:
-        resp = self._send(path, headers, stream)
+        return self.request("GET", path, headers, stream=stream)
+
+    def request(self, method: str, path: str, headers: Optional[dict] = None, data: Optional[bytes] = None,
+                stream: bool = False) -> requests.Response:
+        """Any method (`scanner.attach` writes too); `path` under the repository, or a full URL
+        (an upload's Location). A 401 is answered with the token the challenge's scope names."""
+        resp = self._send(method, path, headers, data, stream)
         if resp.status_code == 401:
             sent = self._authorization
             self._authenticate(resp)
             resp.close()
             if self._authorization != sent:
-                resp = self._send(path, headers, stream)
+                resp = self._send(method, path, headers, data, stream)
             if resp.status_code == 401:
                 resp.close()
                 raise self._denied()
         return resp
 
-    def _send(self, path: str, headers: Optional[dict], stream: bool) -> requests.Response:
+    def _send(self, method: str, path: str, headers: Optional[dict], data: Optional[bytes],
+              stream: bool) -> requests.Response:
         all_headers = dict(headers or {})
         if self._authorization:
             all_headers["Authorization"] = self._authorization
+        url = path if path.startswith(("http://", "https://")) else self.url(path)
         try:
-            return self.session.get(self.url(path), headers=all_headers, stream=stream,
-                                    verify=self.endpoint.verify, timeout=TIMEOUT)
+            return self.session.request(method, url, headers=all_headers, data=data, stream=stream,
+                                        verify=self.endpoint.verify, timeout=TIMEOUT, allow_redirects=method == "GET")
         except requests.RequestException as exc:
             raise transport_error(exc, self.endpoint.host) from None
 

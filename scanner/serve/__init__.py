@@ -1,0 +1,1 @@
+"""`layerscan serve`: a push gate in front of a registry (see README, "Gate at the registry")."""
