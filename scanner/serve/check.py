@@ -17,6 +17,7 @@ from scanner.gate import Allowlist, Verdict, suppress, verdict
 from scanner.limits import LimitError
 from scanner.models import Image, ScanResult
 from scanner.pipeline import ScanOptions, Scanner
+from scanner.serve.layercache import ServeCache
 from scanner.serve.policy import RepositoryPolicy
 from scanner.sources.auth import Credentials
 from scanner.sources.oci import INDEX_TYPES, MANIFEST_TYPES
@@ -72,7 +73,8 @@ class Checker:
 
     def check(self, push: Push, gate: RepositoryPolicy, timeout: float) -> Decision:
         began = time.monotonic()
-        scanner = Scanner(self.rules, replace(self.options, timeout=timeout), None, self._cache())
+        cache = self._cache()
+        scanner = Scanner(self.rules, replace(self.options, timeout=timeout), None, cache)
         try:
             result = scanner.scan_images(self.images(push))
         except LimitError as exc:
@@ -81,6 +83,9 @@ class Checker:
             return Decision("error", f"layerscan: {push.name} not scanned: {exc}", time.monotonic() - began)
         except LayerscanError as exc:
             return Decision("error", f"layerscan: {push.name} not scanned: {exc}", time.monotonic() - began)
+        finally:
+            if isinstance(cache, ServeCache):  # layers it meant to scan and did not: others may now
+                cache.release()
         result = suppress(result, gate.baseline, self.allowlist)
         decided = verdict(result, gate.policy)
         seconds = time.monotonic() - began

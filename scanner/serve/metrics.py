@@ -1,15 +1,11 @@
 """`/metrics` of `layerscan serve`, by prometheus_client, in a registry of its own (no global
-state: two servers in one process, as in the tests, count apart). The layer counters come from
-the layer cache: a layer the cache lacks is scanned, and only then written to it."""
+state: two servers in one process, as in the tests, count apart). The layer counters are kept by
+`scanner.serve.layercache.ServeCache`."""
 from __future__ import annotations
-
-from typing import Optional
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from scanner.cache import LayerCache
-from scanner.models import LayerScan
 
 SCAN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
@@ -32,24 +28,3 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-class CountingCache(LayerCache):
-    """A layer cache that counts: a miss then a write is a layer scanned, a hit one not scanned."""
-
-    def __init__(self, inner: LayerCache, metrics: Metrics) -> None:
-        self.inner, self.metrics = inner, metrics
-
-    def get(self, key: str, layer_index: int) -> Optional[LayerScan]:
-        found = self.inner.get(key, layer_index)
-        if found is not None:
-            self.metrics.layers.labels("cached").inc()
-        return found
-
-    def put(self, key: str, scan: LayerScan) -> None:
-        self.metrics.layers.labels("scanned").inc()
-        self.inner.put(key, scan)
-
-    @property
-    def directory(self) -> Optional[str]:
-        return self.inner.directory

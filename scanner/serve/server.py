@@ -12,7 +12,8 @@ from scanner.models import ScanResult
 from scanner.reports import Format, report_for
 from scanner.serve.check import Checker, Decision, Push
 from scanner.serve.command import cache_factory, configure, listen_of, log_line, serve_policy, upstream_of
-from scanner.serve.metrics import CountingCache, Metrics
+from scanner.serve.layercache import InFlight, ServeCache
+from scanner.serve.metrics import Metrics
 from scanner.serve.proxy import Proxy
 
 
@@ -26,7 +27,8 @@ def build_proxy(opts: dict[str, Any]) -> Proxy:
     from click import get_current_context
 
     allowlist = get_current_context().meta.get("allowlist")
-    checker = Checker(built.rules, options, upstream.endpoint, lambda: CountingCache(make_cache(), metrics),
+    inflight = InFlight(wait=opts["scan_timeout"])
+    checker = Checker(built.rules, options, upstream.endpoint, lambda: ServeCache(make_cache(), metrics, inflight),
                       allowlist, creds)
     attach = _attacher(checker, opts["attach_format"]) if opts["attach"] else None
     return Proxy(upstream.url, checker, serve_policy(opts, default), metrics, scan_timeout=opts["scan_timeout"],
