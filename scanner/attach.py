@@ -12,11 +12,15 @@ import base64
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from scanner.errors import LayerscanError
 from scanner.sources.registry import OCI_INDEX, fetch_manifest
 from scanner.sources.registry_http import RegistryClient, sha256_digest
+
+if TYPE_CHECKING:
+    from scanner.models import ImageResult, ScanResult
+    from scanner.sources.remote import RegistryOptions
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 EMPTY = "application/vnd.oci.empty.v1+json"
@@ -145,3 +149,48 @@ def _put_manifest(client: RegistryClient, reference: str, body: bytes, media: st
         raise AttachError(f"{client.where}: the registry refused the report's manifest {reference[:19]} "
                           f"(HTTP {resp.status_code})")
     return resp
+
+
+# --- `layerscan scan --attach` and `layerscan push --attach` -----------------------------------
+
+def report_format(fmt: str) -> str:
+    """The report attached: SARIF when that is the format asked for, else the JSON report."""
+    return "sarif" if fmt == "sarif" else "json"
+
+
+def attach_to(reference: str, digest: str, image: "ImageResult", registry: "RegistryOptions",
+              fmt: str) -> Attached:
+    """Attach the report of one scanned image to `digest` in the repository of `reference`."""
+    from scanner.models import ScanResult
+    from scanner.reports import Format, report_for
+    from scanner.sources.reference import parse_reference
+    from scanner.sources.registry import endpoint_for
+
+    ref = parse_reference(reference)
+    kind = report_format(fmt)
+    report = report_for(Format(kind)).render(ScanResult((image,))).encode()
+    client = RegistryClient(endpoint_for(ref, registry), ref.path)
+    try:
+        return attach_report(client, subject_of(client, digest), report, kind)
+    finally:
+        client.close()
+
+
+def attach_scanned(result: "ScanResult", registry: "RegistryOptions", fmt: str) -> list[tuple[str, Attached]]:
+    """`scan --attach`: each registry image of the scan (each platform of an index, not the
+    attestations or referrers that ride along) gets its report."""
+    from scanner.models import SourceKind
+    from scanner.sources.resolve import REGISTRY
+
+    out = []
+    for image in result.images:
+        if image.source is not SourceKind.REGISTRY or image.digest is None or image.platform == "unknown/unknown" \
+                or "[referrer " in image.ref:
+            continue
+        spec = image.ref.split(" [", 1)[0]
+        for prefix in REGISTRY:
+            spec = spec[len(prefix):] if spec.startswith(prefix) else spec
+        out.append((image.ref, attach_to(spec, image.digest, image, registry, fmt)))
+    if not out:
+        raise AttachError("--attach: no registry image was scanned (attach needs IMAGE as a registry reference)")
+    return out

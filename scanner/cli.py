@@ -14,6 +14,7 @@ from typing import Any, Optional
 import click
 
 from scanner import __version__
+from scanner.attach import attach_scanned, attach_to
 from scanner.baseline import write_baseline
 from scanner.detectors.rules import load_rules
 from scanner.errors import ExitCode, LayerscanError
@@ -24,7 +25,7 @@ from scanner.detectors.signature import SignatureDetector
 from scanner.fleet import Fleet, list_references, parse_target
 from scanner.models import ScanResult
 from scanner.progress import TqdmProgress
-from scanner.options import Built, baseline, build, image_refs, policy, report_options, scan_options
+from scanner.options import ATTACH_OPTION, Built, baseline, build, image_refs, policy, report_options, scan_options
 from scanner.pipeline import Scanner
 from scanner.push import EnginePusher, Target, push_target
 from scanner.reports import Format, GroupBy, ReportError, report_for
@@ -70,10 +71,16 @@ def _scanner(built: Built) -> Scanner:
 @click.argument("images", nargs=-1, metavar="IMAGE...")
 @report_options
 @scan_options
+@ATTACH_OPTION
 def scan(images: tuple[str, ...], **opts: Any) -> int:
     """Scan IMAGE... (a `docker save` tarball, an OCI layout or oci-archive; see README)."""
     built = build(opts)
-    return _gate(_scan_and_report(built, image_refs(images, opts), opts), opts).code
+    result = _scan_and_report(built, image_refs(images, opts), opts)
+    code = _gate(result, opts).code
+    if opts["attach"] and code is ExitCode.CLEAN:
+        for ref, attached in attach_scanned(result, built.options.registry, opts["fmt"]):
+            click.echo(f"layerscan: report attached to {ref}: {attached}", err=True)
+    return code
 
 
 def _scan_and_report(built: Built, refs: tuple[str, ...], opts: dict[str, Any]) -> ScanResult:
@@ -98,6 +105,7 @@ def _gate(result: ScanResult, opts: dict[str, Any]) -> Verdict:
 @click.argument("image", metavar="IMAGE")
 @report_options
 @scan_options
+@ATTACH_OPTION
 def push(image: str, **opts: Any) -> int:
     """Scan IMAGE (NAME[:TAG]) in the local Docker engine and push it, only if the gate passes:
     the same policy, baseline and settings as `scan`. Exit 1 and nothing pushed otherwise."""
@@ -105,12 +113,16 @@ def push(image: str, **opts: Any) -> int:
     target = push_target(image)
     pusher = EnginePusher(built.options.registry)
     scanned_id = pusher.image_id(target)
-    decided = _gate(_scan_and_report(built, (target.spec,), opts), opts)
+    result = _scan_and_report(built, (target.spec,), opts)
+    decided = _gate(result, opts)
     if decided.code is not ExitCode.CLEAN:
         _blocked(target, decided)
         return decided.code
     digest = pusher.push(target, scanned_id)
     click.echo(f"layerscan push: pushed {target.name}" + (f" ({digest})" if digest else ""), err=True)
+    if opts["attach"] and digest:
+        attached = attach_to(target.name, digest, result.images[0], built.options.registry, opts["fmt"])
+        click.echo(f"layerscan push: report attached to {target.name}: {attached}", err=True)
     return ExitCode.CLEAN
 
 

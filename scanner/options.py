@@ -136,6 +136,13 @@ REPORT_OPTIONS = [
 ]
 
 
+# `scan --attach`, `push --attach`: the report pushed beside the image it is about (scanner/attach.py)
+ATTACH_OPTION = click.option(
+    "--attach", is_flag=True,
+    help="When the gate passes, attach the report (SARIF with --format sarif, else JSON) to the registry image "
+         "as an OCI 1.1 referrer (or its sha256-<digest> tag where the registry has no referrers API).")
+
+
 def apply(options: list, func):  # type: ignore[no-untyped-def]
     for option in reversed(options):
         func = option(func)

@@ -165,3 +165,32 @@ def test_policy_per_repository_and_on_timeout(registry, serve_factory, tmp_path)
     assert manifest(registry, "timed/allow", "1")[0] == 200
     [decision] = lenient.events("decision")
     assert decision["verdict"] == "timeout-allow" and "on-timeout: allow" in decision["message"]
+
+
+def test_push_and_scan_attach_add_to_one_referrers_index(build_image, docker_engine, registry, run_cli):
+    """`layerscan push --attach` then `layerscan scan --attach`: two reports on one image, the
+    fallback tag's index updated, not overwritten."""
+    name = f"{registry.host}/attach/clean:1"
+    build_image(CLEAN, tag=name)
+    pushed = run_cli("push", "--attach", "--no-progress", name, env=docker_engine.env())
+    assert pushed.returncode == 0, pushed.stderr
+    digest = manifest(registry, "attach/clean", "1")[1]["Docker-Content-Digest"]
+    assert f"layerscan push: report attached to {name}: sha256:" in pushed.stderr
+    assert f"(tag sha256-{digest.split(':')[1]})" in pushed.stderr
+
+    scanned = run_cli("scan", "--attach", "--format", "sarif", "--no-progress", f"registry:{name}")
+    assert scanned.returncode == 0, scanned.stderr
+    assert f"layerscan: report attached to registry:{name}: sha256:" in scanned.stderr
+    _, _, index = manifest(registry, "attach/clean", "sha256-" + digest.split(":")[1])
+    kinds = sorted(d["artifactType"] for d in index["manifests"])
+    assert kinds == ["application/vnd.layerscan.report.sarif.v1+json", REPORT_TYPE]
+    assert attached_report(registry, "attach/clean", digest)["images"][0]["ref"] == f"docker-daemon:{name}"
+
+    leaky = f"{registry.host}/attach/leaky:1"
+    build_image(LEAKY, files=LEAKY_FILES, tag=leaky)
+    copied = docker(docker_engine, "push", leaky)  # straight to the registry: no gate on the way
+    assert copied.returncode == 0, copied.stderr
+    refused = run_cli("scan", "--attach", "--no-progress", f"registry:{leaky}")
+    assert refused.returncode == 1 and "report attached" not in refused.stderr
+    leaky_digest = manifest(registry, "attach/leaky", "1")[1]["Docker-Content-Digest"]
+    assert manifest(registry, "attach/leaky", "sha256-" + leaky_digest.split(":")[1])[0] == 404
