@@ -194,3 +194,28 @@ def test_push_and_scan_attach_add_to_one_referrers_index(build_image, docker_eng
     assert refused.returncode == 1 and "report attached" not in refused.stderr
     leaky_digest = manifest(registry, "attach/leaky", "1")[1]["Docker-Content-Digest"]
     assert manifest(registry, "attach/leaky", "sha256-" + leaky_digest.split(":")[1])[0] == 404
+
+
+def test_an_index_and_every_manifest_it_lists_are_gated(registry, serve_factory, tmp_path):
+    def index(name: str, arm_files: dict) -> str:
+        amd = ik.ImageSpec([ik.LayerSpec("ADD a /", [ik.file("/a.txt", b"amd64\n")])], architecture="amd64")
+        arm = ik.ImageSpec([ik.LayerSpec("ADD a /", [ik.file(p, d) for p, d in {"/a.txt": b"arm64\n", **arm_files}.items()])],
+                           architecture="arm64")
+        path = tmp_path / f"{name}.oci.tar"
+        ik.write_oci_archive(ik.IndexSpec([amd, arm], tags=[f"x/{name}:1"]), path)
+        return f"oci-archive:{path}"
+
+    serve = serve_factory(registry)
+    leaky = index("multileaky", {"/app/.env": f"AWS_ACCESS_KEY_ID={catalog.AWS_KEY_ID}\n".encode()})
+    proc = skopeo_copy(leaky, f"{serve.host}/multi/leaky:1", "--all")
+    assert proc.returncode != 0 and "denied: layerscan: 1 finding(s)" in proc.stderr, proc.stderr
+    assert manifest(registry, "multi/leaky", "1")[0] == 404
+
+    proc = skopeo_copy(index("multiclean", {}), f"{serve.host}/multi/clean:1", "--all")
+    assert proc.returncode == 0, proc.stderr
+    status, headers, doc = manifest(registry, "multi/clean", "1")
+    assert status == 200 and len(doc["manifests"]) == 2
+    [whole] = [d for d in serve.events("decision") if d["image"] == "multi/clean:1"]
+    assert whole["verdict"] == "pass" and whole["digest"] == headers["Docker-Content-Digest"]
+    report = attached_report(registry, "multi/clean", whole["digest"])
+    assert sorted(i["platform"] for i in report["images"]) == ["linux/amd64", "linux/arm64"]
