@@ -110,13 +110,21 @@ class Proxy:
         if "Content-Length" in up.headers:
             resp.content_length = int(up.headers["Content-Length"])
         await resp.prepare(request)
-        if request.method != "HEAD":
-            async for chunk in up.content.iter_chunked(CHUNK):
-                await resp.write(chunk)
-        await resp.write_eof()
+        try:
+            if request.method != "HEAD":
+                async for chunk in up.content.iter_chunked(CHUNK):
+                    await resp.write(chunk)
+            await resp.write_eof()
+        except UPSTREAM_ERRORS as exc:  # begun, so no error answer: the connection is cut, never a short "whole" body
+            self._unreachable(request, exc)
+            if request.transport is not None:
+                request.transport.close()
         return resp
 
     def _unreachable(self, request: web.Request, exc: BaseException) -> web.Response:
+        if request.transport is None or request.transport.is_closing():  # the client went: nothing to answer
+            self.log({"event": "client-gone", "method": request.method, "path": request.path})
+            return web.Response(status=400)
         self.metrics.upstream_errors.inc()
         refused = isinstance(exc, (aiohttp.ClientConnectorError, ConnectionRefusedError))
         self.log({"event": "upstream-error", "method": request.method, "path": request.path,

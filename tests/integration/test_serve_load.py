@@ -13,6 +13,7 @@ import pytest
 
 from tests import secrets_catalog as catalog
 from tests.integration.test_serve import archive, manifest, serve_factory, skopeo_copy  # noqa: F401 - fixture
+from tests.integration.test_fleet import postgres  # noqa: F401 - fixture
 from tests.services import _which
 
 pytestmark = pytest.mark.integration
@@ -57,7 +58,11 @@ def test_a_client_that_hangs_up_mid_upload(registry, serve_factory, tmp_path):
                      + f"Content-Length: {size}\r\n\r\n".encode())
         for _ in range(16):
             sock.sendall(os.urandom(1 << 20))
-    time.sleep(1)
+    deadline = time.monotonic() + 10
+    while not serve.events("client-gone") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert serve.events("client-gone") and "Traceback" not in serve.log_text()
+    assert serve.metric("layerscan_serve_upstream_errors_total") == 0  # the client went, not the upstream
     assert serve.get("/healthz")[0] == 200
     assert serve.rss_kib() < 400 << 10  # the 16 MiB sent were streamed, not held
     proc = skopeo_copy(archive(tmp_path, "after"), f"{serve.host}/cut/after:1")
@@ -83,3 +88,13 @@ def test_an_upstream_that_goes_away_and_comes_back(registry_factory, serve_facto
     proc = skopeo_copy(archive(tmp_path, "back"), f"{serve.host}/away/back:1")
     assert proc.returncode == 0, proc.stderr
     assert manifest(upstream, "away/back", "1")[0] == 200
+
+
+def test_two_serve_processes_share_the_postgresql_layer_cache(registry, serve_factory, postgres, tmp_path):
+    first = serve_factory(registry, "--cache-url", postgres.dsn)
+    second = serve_factory(registry, "--cache-url", postgres.dsn)
+    assert skopeo_copy(archive(tmp_path, "pg1"), f"{first.host}/pg/one:1").returncode == 0
+    assert first.metric("layerscan_serve_layers_total", outcome="scanned") == 2  # the base and its own
+    assert skopeo_copy(archive(tmp_path, "pg2"), f"{second.host}/pg/two:1").returncode == 0
+    assert second.metric("layerscan_serve_layers_total", outcome="scanned") == 1  # its own only
+    assert second.metric("layerscan_serve_layers_total", outcome="cached") == 1  # the base, scanned by the first
