@@ -169,12 +169,13 @@ def denial(decided: Verdict, gate: RepositoryPolicy) -> str:
         layer = f"layer {f.layer.index}" if f.layer is not None else f.status.value
         shown.append(f"{f.hit.rule_id} in {escape(where)} ({layer}, {f.status.value})")
     more = len(decided.gating) - len(shown)
-    text = f"layerscan: {len(decided.gating)} finding(s) at or above {floor}: " + ", ".join(shown)
-    if more > 0:
-        text += f", and {more} more"
+    parts = []
+    if shown:
+        parts.append(f"{len(decided.gating)} finding(s) at or above {floor}: " + ", ".join(shown)
+                     + (f", and {more} more" if more > 0 else ""))
     if decided.incomplete:
-        text += f"; {decided.skipped} item(s) not scanned (fail-on-incomplete)"
-    return text
+        parts.append(f"{decided.skipped} item(s) not scanned (fail-on-incomplete)")
+    return "layerscan: " + "; ".join(parts)
 
 
 def escape(text: str, most: int = 200) -> str:

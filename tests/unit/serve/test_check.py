@@ -2,11 +2,20 @@
 on-timeout answers."""
 from __future__ import annotations
 
+import json
+
+import pytest
+
+from scanner.cache import NullCache
+from scanner.detectors.rules import load_rules
 from scanner.errors import ExitCode
 from scanner.gate import Policy, Verdict
 from scanner.models import (DetectorKind, Finding, Hit, LayerInfo, LocationKind, Secret, Severity, Status)
-from scanner.serve.check import Push, denial, escape, timed_out
+from scanner.pipeline import ScanOptions
+from scanner.serve.check import Checker, Push, denial, escape, timed_out
 from scanner.serve.policy import RepositoryPolicy
+from scanner.sources.auth import Credentials
+from scanner.sources.registry_http import Endpoint
 
 VALUE = "ghp_R7kq2Lw9ZxT4mVb8Nc3Hs6Pd1Fj5Gy0abc"
 
@@ -45,3 +54,34 @@ def test_on_timeout_says_what_it_did():
     assert timed_out(push, RepositoryPolicy(on_timeout="deny"), 61.2).verdict == "timeout-deny"
     allowed = timed_out(push, RepositoryPolicy(on_timeout="allow"), 61.2)
     assert allowed.allowed and "on-timeout: allow" in allowed.message and "team/app:1" in allowed.message
+
+
+@pytest.mark.parametrize("body, says", [
+    (b"not json", "not valid JSON"),
+    (b"[1, 2]", "not a JSON object"),
+    (json.dumps({"mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [{"size": 1}]}).encode(),
+     "bad descriptor in the image index"),
+])
+def test_a_manifest_that_cannot_be_read_is_denied_with_why(body, says):
+    checker = Checker(load_rules(()), ScanOptions(workers=1), Endpoint("127.0.0.1:9", "http"), NullCache)
+    decision = checker.check(Push("team/app", "1", body, ""), RepositoryPolicy(), 10)
+    assert (decision.verdict, decision.allowed) == ("error", False)
+    assert decision.message.startswith("layerscan: team/app:1 not scanned: ") and says in decision.message
+
+
+def test_blobs_are_read_with_the_clients_authorization_unless_the_proxy_has_its_own():
+    endpoint = Endpoint("127.0.0.1:9", "http")
+    push = Push("team/app", "1", b"{}", "", authorization="Bearer client-token")
+    client = Checker(load_rules(()), ScanOptions(), endpoint, NullCache).client(push)
+    assert client._authorization == "Bearer client-token"
+    own = Credentials("svc", "pw")
+    assert Checker(load_rules(()), ScanOptions(), endpoint, NullCache, upstream_credentials=own).client(push) \
+        .endpoint.credentials is own
+
+
+def test_an_incomplete_scan_under_fail_on_incomplete_says_so():
+    from scanner.models import ImageResult, Skipped, SourceKind
+
+    image = ImageResult("repo:1", SourceKind.REGISTRY, None, (), (), (Skipped("/big.zip", "too deep", 1),))
+    text = denial(Verdict(ExitCode.ERROR, (), (image,)), RepositoryPolicy())
+    assert text == "layerscan: 1 item(s) not scanned (fail-on-incomplete)"
