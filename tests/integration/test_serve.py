@@ -219,3 +219,22 @@ def test_an_index_and_every_manifest_it_lists_are_gated(registry, serve_factory,
     assert whole["verdict"] == "pass" and whole["digest"] == headers["Docker-Content-Digest"]
     report = attached_report(registry, "multi/clean", whole["digest"])
     assert sorted(i["platform"] for i in report["images"]) == ["linux/amd64", "linux/arm64"]
+
+
+def test_the_proxy_reads_with_its_own_upstream_account_when_given_one(registry_factory, serve_factory, tmp_path):
+    upstream = registry_factory(auth=True, tls=True)
+    serve = serve_factory(upstream, "--upstream-username", upstream.username, "--upstream-password-stdin",
+                          stdin=upstream.password)
+    proc = skopeo_copy(archive(tmp_path, "own"), f"{serve.host}/own/clean:1", f"--dest-creds={upstream.credentials}")
+    assert proc.returncode == 0, proc.stderr
+    status, headers, _ = manifest(upstream, "own/clean", "1")
+    assert status == 200
+    assert attached_report(upstream, "own/clean", headers["Docker-Content-Digest"])["findings"] == []
+    assert upstream.password not in serve.log_text()
+    # the proxy's account, not the client's, reads the blobs: a wrong password fails the scan
+    wrong = serve_factory(upstream, "--upstream-username", upstream.username, "--upstream-password-stdin",
+                          stdin="not-the-password")
+    proc = skopeo_copy(archive(tmp_path, "own2"), f"{wrong.host}/own/other:1", f"--dest-creds={upstream.credentials}")
+    assert proc.returncode != 0
+    assert "not scanned" in proc.stderr and "credentials from --upstream-username" in proc.stderr, proc.stderr
+    assert manifest(upstream, "own/other", "1")[0] == 404
