@@ -71,6 +71,13 @@ class LocationKind(str, enum.Enum):
     HEALTHCHECK = "healthcheck"
     USER = "user"
     HISTORY = "history"
+    # config fields read later, each named as the Dockerfile instruction that sets it
+    ONBUILD = "onbuild"
+    WORKDIR = "workdir"
+    SHELL = "shell"
+    VOLUME = "volume"
+    EXPOSE = "expose"
+    STOPSIGNAL = "stopsignal"
 
 
 # --- image model -------------------------------------------------------------------------

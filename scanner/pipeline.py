@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from typing import BinaryIO, Callable, Iterable, Optional, Protocol, Sequence
 
 from scanner.cache import LayerCache
-from scanner.detectors.config import PAIR, ConfigScanner
+from scanner.detectors.config import ConfigScanner
 from scanner.detectors.content import ContentScanner
 from scanner.detectors.entropy import VERSION as ENTROPY_VERSION
 from scanner.detectors.entropy import EntropyDetector
@@ -26,7 +26,8 @@ from scanner.layers.runner import LayerRunner
 from scanner.limits import Limits
 from scanner.models import (Finding, HistoryEntry, Hit, Image, ImageResult, LayerInfo, LayerScan, LocationKind,
                             Removal, ScanResult, Secret, Status)
-from scanner.redact import scrub
+from scanner.provenance import Setters, history_index
+from scanner.redact import Scrubber
 from scanner.sources.remote import RegistryOptions
 from scanner.sources.resolve import open_source
 from scanner.triage import Triage
@@ -159,7 +160,8 @@ class Scanner:
         history = _history(image, clean)
         findings = (self._layer_findings(image, scans, layer_infos)
                     + self._config_findings(image, config_hits, layer_infos))
-        findings = [_with_provenance(f, image, history) for f in findings]
+        setters = Setters(history)
+        findings = [_with_provenance(f, image, history, setters) for f in findings]
         if self.options.disabled:
             findings = [f for f in findings if f.hit.rule_id not in self.options.disabled]
         if self.triage is not None:  # vendor / known-public, confidence and priority
@@ -177,8 +179,7 @@ class Scanner:
         if self.known is not None:
             known = self.known
             return lambda text: known.scrub(text, found)
-        values = [v for v, _ in found]
-        return lambda text: scrub(text, values)
+        return Scrubber(v for v, _ in found)
 
     def _layer_findings(self, image: Image, scans: list[LayerScan],
                         infos: tuple[LayerInfo, ...]) -> list[Finding]:
@@ -201,7 +202,7 @@ class Scanner:
         out = []
         for hit in hits:
             if hit.kind is LocationKind.HISTORY:
-                index = int(hit.path[len("history["):-1])
+                index = history_index(hit.path)
                 out.append(Finding("", hit, image.ref, Status.HISTORY, made.get(index)))
             else:
                 out.append(Finding("", hit, image.ref, Status.CONFIG, None))
@@ -216,7 +217,7 @@ def _fingerprinted(findings: list[Finding], reveal: bool) -> list[Finding]:
         h = f.hit
         # a history entry by its order among the entries holding this secret, not by its index:
         # a step inserted above it must not turn an accepted finding into a new one
-        where = "history" if h.kind is LocationKind.HISTORY else h.path
+        where = _HISTORY_N.sub("history", h.path) if h.kind is LocationKind.HISTORY else h.path
         key = "\0".join([h.rule_id, h.kind.value, where, h.inner_path or "", h.secret.sha256])
         counts[key] = counts.get(key, 0) + 1
         fp = hashlib.sha256(f"{key}\0{counts[key]}".encode()).hexdigest()[:32]
@@ -225,16 +226,14 @@ def _fingerprinted(findings: list[Finding], reveal: bool) -> list[Finding]:
     return out
 
 
+_HISTORY_N = re.compile(r"^history\[\d+\]")
+
+
 def _without_value(h: Hit) -> Hit:
     return replace(h, secret=replace(h.secret, value=None))
 
 
 # --- provenance ---------------------------------------------------------------------------------
-
-_INSTRUCTION = re.compile(r"^(?:/bin/sh -c\s+)?(?:#\(nop\)\s+)?([A-Z]+)\b\s*(.*)$", re.S)
-_SETS = {LocationKind.ENV: "ENV", LocationKind.LABEL: "LABEL", LocationKind.CMD: "CMD",
-         LocationKind.ENTRYPOINT: "ENTRYPOINT", LocationKind.HEALTHCHECK: "HEALTHCHECK", LocationKind.USER: "USER"}
-
 
 def _layer_info(layer, scan: LayerScan, created_by: Optional[str]) -> LayerInfo:
     return LayerInfo(layer.index, layer.blob.digest or scan.digest, layer.diff_id, created_by, scan.files,
@@ -260,30 +259,19 @@ def _printable(text: Optional[str]) -> Optional[str]:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _with_provenance(f: Finding, image: Image, history: tuple[HistoryEntry, ...]) -> Finding:
+def _with_provenance(f: Finding, image: Image, history: tuple[HistoryEntry, ...], setters: Setters) -> Finding:
     """The image digest, and the history entry behind the finding: the step that made its layer,
     the history line that holds it, or the last step that set the config value it sits in."""
     entry: Optional[HistoryEntry] = None
     h = f.hit
     if h.kind is LocationKind.HISTORY:
-        index = int(h.path[len("history["):-1])
+        index = history_index(h.path)
         entry = history[index] if 0 <= index < len(history) else None
     elif f.layer is not None and f.layer.history_index is not None and f.layer.history_index < len(history):
         entry = history[f.layer.history_index]
-    elif h.kind in _SETS:
-        entry = _setter(h.kind, h.path.partition(".")[2], history)
+    else:
+        entry = setters.of(h.kind, h.path)
     return replace(f, image_digest=image.digest, history=entry)
-
-
-def _setter(kind: LocationKind, name: str, history: tuple[HistoryEntry, ...]) -> Optional[HistoryEntry]:
-    """The last history entry that set a config value (`ENV NAME=`, `LABEL KEY=`, `CMD ...`)."""
-    for entry in reversed(history):
-        m = _INSTRUCTION.match(entry.created_by or "")
-        if m is None or m.group(1) != _SETS[kind]:
-            continue
-        if not name or name in {n for n, _ in PAIR.findall(m.group(2))} or m.group(2).split()[:1] == [name]:
-            return entry
-    return None
 
 
 def _relabelled(f: Finding, known: KnownSecretDetector, clean: Callable[[Optional[str]], Optional[str]]) -> Finding:

@@ -39,3 +39,38 @@ def scrub(text: str | None, secrets: Iterable[str]) -> str | None:
         if value and value in text:
             text = text.replace(value, redact(value))
     return text
+
+
+class Scrubber:
+    """`scrub` of many texts with the same secrets (an image's history lines), in time linear in
+    the texts: past a few secrets, the values are indexed once by their first characters and their
+    length, and each text is read once, every secret found replaced by its redacted form (the
+    longest that starts at a place). 12,000 secrets and as many history lines took minutes the
+    other way."""
+
+    FEW = 64  # up to this many secrets, `scrub`'s loop of `in` checks (C speed) is quicker
+    PREFIX = 4
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        values = sorted({v for v in secrets if v}, key=len, reverse=True)
+        many = len(values) > self.FEW
+        self.short = [v for v in values if not many or len(v) < self.PREFIX]
+        by_prefix: dict[str, dict[int, set[str]]] = {}
+        for v in values if many else ():
+            if len(v) >= self.PREFIX:
+                by_prefix.setdefault(v[:self.PREFIX], {}).setdefault(len(v), set()).add(v)
+        self.index = {k: sorted(sizes.items(), reverse=True) for k, sizes in by_prefix.items()}
+
+    def __call__(self, text: str | None) -> str | None:
+        if text is None or not self.index:
+            return scrub(text, self.short)
+        out, last, i, end, p = [], 0, 0, len(text) - self.PREFIX, self.PREFIX
+        while i <= end:
+            for size, same in self.index.get(text[i:i + p], ()):
+                if text[i:i + size] in same:
+                    out += (text[last:i], redact(text[i:i + size]))
+                    i = last = i + size
+                    break
+            else:
+                i += 1
+        return scrub("".join(out) + text[last:], self.short)

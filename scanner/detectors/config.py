@@ -1,4 +1,6 @@
-"""Secrets in the image config: Env, Labels, Cmd, Entrypoint, Healthcheck, User, and the history.
+"""Secrets in the image config: Env, Labels, Cmd, Entrypoint, Healthcheck, User, OnBuild, WorkingDir,
+Shell, StopSignal, the Volumes and ExposedPorts keys, an old config's container_config, and the
+history (each entry's created_by, comment and author).
 
 Each value is run through the same content detectors as files, plus a name check: a variable or
 build arg whose name says it holds a secret (`DB_PASSWORD`, `NPM_TOKEN`) is reported when its
@@ -78,29 +80,76 @@ def _with_kind(hit: Hit, kind: LocationKind) -> Hit:
     return Hit(hit.rule_id, hit.detector, hit.severity, hit.title, hit.path, None, hit.secret, None, -1, kind)
 
 
-def entries(config: dict) -> Iterator[tuple[LocationKind, str, str, list[tuple[str, str]]]]:
+Entry = tuple[LocationKind, str, str, list[tuple[str, str]]]
+
+
+def entries(config: dict) -> Iterator[Entry]:
     """(kind, location path, text to scan, NAME=value pairs) for every scannable config value."""
-    cc = config.get("config") if isinstance(config.get("config"), dict) else {}
-    for item in cc.get("Env") or ():
+    cc = _dict(config.get("config"))
+    yield from _run_config(cc, "")
+    yield from _old_container_config(_dict(config.get("container_config")), cc)
+    yield from _build_fields(cc)
+    history = config.get("history")
+    for i, h in enumerate(history if isinstance(history, list) else ()):
+        h = _dict(h)
+        text = h.get("created_by")
+        if isinstance(text, str) and text:
+            yield LocationKind.HISTORY, f"history[{i}]", text, history_pairs(text)
+        for field in ("comment", "author"):
+            if isinstance(h.get(field), str) and h[field]:
+                yield LocationKind.HISTORY, f"history[{i}].{field}", h[field], PAIR.findall(h[field])
+
+
+def _run_config(cc: dict, prefix: str) -> Iterator[Entry]:
+    """Env, Labels, Cmd, Entrypoint: of the config, or (`prefix`) of an old config's container_config."""
+    for item in _list(cc.get("Env")):
         if isinstance(item, str):
             name, _, value = item.partition("=")
-            yield LocationKind.ENV, f"Env.{name}", item, [(name, value)]
-    labels = cc.get("Labels")
-    for key, value in (labels.items() if isinstance(labels, dict) else ()):
-        yield LocationKind.LABEL, f"Labels.{key}", f"{key}={value}", [(str(key), str(value))]
+            yield LocationKind.ENV, f"{prefix}Env.{name}", item, [(name, value)]
+    for key, value in _dict(cc.get("Labels")).items():
+        yield LocationKind.LABEL, f"{prefix}Labels.{key}", f"{key}={value}", [(str(key), str(value))]
     for field, kind in (("Cmd", LocationKind.CMD), ("Entrypoint", LocationKind.ENTRYPOINT)):
         if cc.get(field):
-            yield kind, field, _join(cc[field]), PAIR.findall(_join(cc[field]))
+            yield kind, f"{prefix}{field}", _join(cc[field]), PAIR.findall(_join(cc[field]))
+
+
+def _old_container_config(old: dict, cc: dict) -> Iterator[Entry]:
+    """`container_config` (configs written by Docker before BuildKit: the container of the last
+    build step): its values that differ from the config's own (those are reported there)."""
+    same = {field: cc.get(field) for field in ("Env", "Labels", "Cmd", "Entrypoint")}
+    env = set(v for v in _list(same["Env"]) if isinstance(v, str))
+    labels = _dict(same["Labels"])
+    trimmed = {"Env": [v for v in _list(old.get("Env")) if v not in env],
+               "Labels": {k: v for k, v in _dict(old.get("Labels")).items() if labels.get(k) != v},
+               **{f: old.get(f) for f in ("Cmd", "Entrypoint") if old.get(f) != same[f]}}
+    yield from _run_config(trimmed, "container_config.")
+
+
+def _build_fields(cc: dict) -> Iterator[Entry]:
+    """Healthcheck, User, OnBuild, WorkingDir, Shell, StopSignal, and the Volumes and ExposedPorts keys."""
     hc = cc.get("Healthcheck")
     if isinstance(hc, dict) and hc.get("Test"):
         yield LocationKind.HEALTHCHECK, "Healthcheck", _join(hc["Test"]), PAIR.findall(_join(hc["Test"]))
-    if isinstance(cc.get("User"), str) and cc["User"]:
-        yield LocationKind.USER, "User", cc["User"], []
-    history = config.get("history")
-    for i, h in enumerate(history if isinstance(history, list) else ()):
-        text = h.get("created_by") if isinstance(h, dict) else None
-        if isinstance(text, str) and text:
-            yield LocationKind.HISTORY, f"history[{i}]", text, history_pairs(text)
+    for i, line in enumerate(_list(cc.get("OnBuild"))):
+        if isinstance(line, str) and line:
+            yield LocationKind.ONBUILD, f"OnBuild[{i}]", line, history_pairs(line)
+    for field, kind in (("User", LocationKind.USER), ("WorkingDir", LocationKind.WORKDIR),
+                        ("StopSignal", LocationKind.STOPSIGNAL)):
+        if isinstance(cc.get(field), str) and cc[field]:
+            yield kind, field, cc[field], []
+    if cc.get("Shell"):
+        yield LocationKind.SHELL, "Shell", _join(cc["Shell"]), PAIR.findall(_join(cc["Shell"]))
+    for field, kind in (("Volumes", LocationKind.VOLUME), ("ExposedPorts", LocationKind.EXPOSE)):
+        for key in _dict(cc.get(field)):
+            yield kind, f"{field}.{key}", key, PAIR.findall(key)
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def history_pairs(created_by: str) -> list[tuple[str, str]]:
