@@ -27,6 +27,7 @@ class Limits:
     max_layer_bytes: int = 64 * GiB  # bytes expanded from nested archives within one layer
     max_ratio: int = 200  # expanded / compressed size of a nested archive or compressed file (bombs)
     max_file_findings: int = 1000  # findings of one file of a layer, its archive members included
+    max_findings: int = 10_000  # findings of one image; of each layer too, as its walk collects them
     max_image_bytes: int = 256 * GiB  # uncompressed layer tar bytes of one image, all layers together
     max_image_files: int = 4_000_000  # tar entries (files, dirs, links...) of one image, all layers
 

@@ -99,6 +99,8 @@ SCAN_OPTIONS = [
                  help="Expanded/compressed ratio that marks a decompression bomb."),
     click.option("--max-file-findings", type=click.IntRange(1), default=_D.max_file_findings, show_default=True,
                  help="Findings reported of one file; past it the rest of the file is not scanned."),
+    click.option("--max-findings", type=click.IntRange(1), default=_D.max_findings, show_default=True,
+                 help="Findings reported of one image; past it the rest are counted, listed as not reported."),
     click.option("--max-image-bytes", type=Size(), default=_D.max_image_bytes, show_default="256G",
                  help="Uncompressed layer bytes of one image; over it the scan stops (exit 2)."),
     click.option("--max-image-files", type=click.IntRange(1), default=_D.max_image_files, show_default=True,
@@ -187,6 +189,7 @@ def build(opts: dict[str, Any]) -> Built:
     limits = Limits(max_depth=opts["max_depth"], max_file_size=opts["max_file_size"],
                     max_archive_bytes=opts["max_archive_bytes"], max_layer_bytes=opts["max_layer_bytes"],
                     max_ratio=opts["max_ratio"], max_file_findings=opts["max_file_findings"],
+                    max_findings=opts.get("max_findings", _D.max_findings),
                     max_image_bytes=opts["max_image_bytes"],
                     max_image_files=opts["max_image_files"])
     options = ScanOptions(reveal=opts.get("reveal", False), platform=opts["platform"], limits=limits,

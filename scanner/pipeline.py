@@ -25,7 +25,7 @@ from scanner.layers.overlay import Overlay
 from scanner.layers.runner import LayerRunner
 from scanner.limits import Limits
 from scanner.models import (Finding, HistoryEntry, Hit, Image, ImageResult, LayerInfo, LayerScan, LocationKind,
-                            Removal, ScanResult, Secret, Status)
+                            Removal, ScanResult, Secret, Skipped, Status)
 from scanner.provenance import Setters, history_index
 from scanner.redact import Scrubber
 from scanner.sources.remote import RegistryOptions
@@ -164,9 +164,10 @@ class Scanner:
         findings = [_with_provenance(f, image, history, setters) for f in findings]
         if self.options.disabled:
             findings = [f for f in findings if f.hit.rule_id not in self.options.disabled]
+        findings, over = _capped(findings, limits.max_findings)
         if self.triage is not None:  # vendor / known-public, confidence and priority
             findings = self.triage.apply(findings, scans)
-        skipped = tuple(sk for s in scans for sk in s.skipped)
+        skipped = tuple(sk for s in scans for sk in s.skipped) + over
         if self.known is not None:
             findings = [_relabelled(f, self.known, clean) for f in findings]
             skipped = tuple(replace(sk, path=clean(sk.path), reason=clean(sk.reason)) for sk in skipped)
@@ -207,6 +208,15 @@ class Scanner:
             else:
                 out.append(Finding("", hit, image.ref, Status.CONFIG, None))
         return out
+
+
+def _capped(findings: list[Finding], most: int) -> tuple[list[Finding], tuple[Skipped, ...]]:
+    """The first `most` findings of an image (layers in order, then the config); the rest counted
+    and listed as not reported. Each layer's walk kept at most as many: memory stays bounded."""
+    if len(findings) <= most:
+        return findings, ()
+    return findings[:most], (Skipped("/", f"over {most} findings in this image: the first {most} reported, "
+                                          f"{len(findings) - most} more not (max findings)"),)
 
 
 def _fingerprinted(findings: list[Finding], reveal: bool) -> list[Finding]:

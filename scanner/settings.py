@@ -35,7 +35,7 @@ from scanner.gate import Allowlist
 
 FILENAME = ".layerscan.yaml"
 LIMIT_KEYS = {"max-depth", "max-file-size", "max-archive-bytes", "max-layer-bytes", "max-ratio", "max-file-findings",
-              "max-image-bytes", "max-image-files", "timeout"}
+              "max-findings",              "max-image-bytes", "max-image-files", "timeout"}
 SCALAR_KEYS = {"fail-on": "fail_on", "fail-on-incomplete": "fail_on_incomplete",
                "fail-on-triaged": "fail_on_triaged", "workers": "workers", "format": "fmt",
                "cache-max-size": "cache_max_size"}

@@ -97,7 +97,8 @@ class _Walk:
         self.hits: list[Hit] = []
         self.skipped: list[Skipped] = []
         self.files = 0
-        self.by_path: dict[str, list[Hit]] = {}  # hits of each regular file that has some, for hardlinks to it
+        self.by_path: dict[str, list[Hit] | int] = {}  # hits of each file that has some (a count once full), for hardlinks
+        self.most, self.dropped = limits.max_findings, 0  # hits the layer keeps; hits past them, counted
         self.regular: set[str] = set()
         self.tick: Optional[Callable[[], None]] = None
         self.packages: list[PackageDb] = []  # the package databases of the layer, for triage
@@ -159,16 +160,17 @@ class _Walk:
             outcome(*args)
 
     def finish(self) -> None:
-        """Every file back from the helpers, and settled."""
+        """Every file back from the helpers, and settled; the hits past `--max-findings` counted."""
         if self.pending is not None:
             self.pending.finish()
+        if self.dropped:
+            self.skipped.append(Skipped("/", f"over {self.most} findings in this layer: the first {self.most} "
+                                             f"reported, {self.dropped} more not (max findings)", self.layer.index))
 
     def _file_done(self, path: str, hits: list[Hit], skipped: list[Skipped]) -> None:
         if skipped:
             self.skipped.extend(Skipped(s.path, s.reason, self.layer.index) for s in skipped)
-        self._keep(path, hits)
-        if hits:
-            self.hits.extend(hits)
+        self._add(path, hits)
 
     def _settle(self, ticket: Ticket) -> None:
         """A file back from a helper (`scan_sent`): its outcome, or, declined, scanned here now."""
@@ -202,13 +204,23 @@ class _Walk:
 
     def _hardlink(self, path: str, target: str, ordinal: int) -> None:
         """A hardlink to a regular file of this layer: the hits of that file, at this path too."""
-        for h in self.by_path.get(target, ()):
-            self.hits.append(replace(h, path=path, ordinal=ordinal))
-        self._keep(path, self.by_path.get(target, []))
+        hits = self.by_path.get(target, [])
+        self._add(path, hits if isinstance(hits, int) else [replace(h, path=path, ordinal=ordinal) for h in hits])
 
-    def _keep(self, path: str, hits: list[Hit]) -> None:
-        """The hits of the file now at `path` (an entry may replace an earlier one of the same path)."""
-        if hits:
+    def _add(self, path: str, hits: list[Hit] | int) -> None:
+        """The hits of the file now at `path` (an entry may replace an earlier one of the same path),
+        as many as the layer has room for; past that only counted (a count is all a hardlink needs
+        then: memory stays bounded however many files are full of secrets)."""
+        room = self.most - len(self.hits)
+        n = hits if isinstance(hits, int) else len(hits)
+        if n > room:
+            self.dropped += n - room
+            if not isinstance(hits, int):
+                self.hits.extend(hits[:room])
+            hits = n
+        elif n:
+            self.hits.extend(hits)  # type: ignore[arg-type]
+        if n:
             self.by_path[path] = hits
         else:
             self.by_path.pop(path, None)
@@ -323,8 +335,8 @@ def scan_document(layer: Layer, content: ContentScanner, progress: Optional[Prog
         walk.events.add(path, EntryKind.FILE, 0)
         walk.files = 1
         hits, skipped = walk._scan_file(raw, info, path, 0)
-        walk.hits.extend(hits)
-        walk.skipped.extend(Skipped(s.path, s.reason, layer.index) for s in skipped)
+        walk._file_done(path, hits, skipped)
+        walk.finish()
     if progress is not None:
         progress(raw.count)
     digest = "sha256:" + raw.hash.hexdigest()

@@ -285,7 +285,7 @@ def test_the_baseline_command_reads_the_file_too(project, images, scan):
     ("rules: [nothere.yaml]\n", "{f}: rules: Path '{d}/nothere.yaml' does not exist."),
     ("limits: {max-file-size: lots}\n", "{f}: limits.max-file-size: 'lots' is not a size (e.g. 512, 64K, 100M, 2G)"),
     ("limits: {max-depth: 99}\n", "{f}: limits.max-depth: 99 is not in the range 0<=x<=32."),
-    ("limits: {max-size: 1}\n", "{f}: limits takes max-archive-bytes, max-depth, max-file-findings, max-file-size, max-image-bytes, "
+    ("limits: {max-size: 1}\n", "{f}: limits takes max-archive-bytes, max-depth, max-file-findings, max-file-size, max-findings, max-image-bytes, "
      "max-image-files, max-layer-bytes, max-ratio, timeout"),
     ("allowlist: [a]\n", "{f}: allowlist takes secrets, rules and paths"),
     ("allowlist: {secrets: [abc]}\n", "{f}: allowlist.secrets are sha256 hex digests (as in the JSON report)"),
