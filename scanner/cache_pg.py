@@ -1,15 +1,16 @@
 """`PostgresLayerCache`: the layer cache on a PostgreSQL server, shared by many workers and hosts.
 
 Same keys and the same entries as the SQLite cache (`cache.encode`: path events, hit locations,
-secret hashes and redacted forms, never a raw secret). A key is written once: a second writer of
-the same layer (two runs, a retried task) finds it there and changes nothing.
+secret hashes and redacted forms, never a raw secret; sealed with `LAYERSCAN_CACHE_KEY` when it is
+set). A write replaces what the key held: an entry is written only after a miss, and a miss may be
+an entry that did not check out (changed, or not sealed with the key), which is then mended.
 """
 from __future__ import annotations
 
 import time
 from typing import Optional
 
-from scanner.cache import CacheError, LayerCache, decode_row, encode
+from scanner.cache import CacheError, LayerCache, decode_row, encode, seal
 from scanner.models import LayerScan
 
 SCHEMES = ("postgresql://", "postgres://")
@@ -24,7 +25,8 @@ def _redacted(dsn: str) -> str:
 
 
 class PostgresLayerCache(LayerCache):
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, mac_key: Optional[bytes] = None) -> None:
+        self.mac_key = mac_key
         try:
             import psycopg
         except ImportError:
@@ -43,12 +45,13 @@ class PostgresLayerCache(LayerCache):
             row = self._db.execute(f"SELECT scan FROM {TABLE} WHERE key = %s", (key,)).fetchone()
         except self._errors as exc:
             raise CacheError(f"layer cache read failed ({self.where}): {_first_line(exc)}") from None
-        return decode_row(row, layer_index)
+        return decode_row(row, layer_index, key, self.mac_key)
 
     def put(self, key: str, scan: LayerScan) -> None:
         try:
-            self._db.execute(f"INSERT INTO {TABLE} (key, scan, stored) VALUES (%s, %s, %s) "
-                             "ON CONFLICT (key) DO NOTHING", (key, encode(scan), time.time()))
+            self._db.execute(f"INSERT INTO {TABLE} (key, scan, stored) VALUES (%s, %s, %s) ON CONFLICT (key) "
+                             "DO UPDATE SET scan = EXCLUDED.scan, stored = EXCLUDED.stored",
+                             (key, seal(key, encode(scan), self.mac_key), time.time()))
         except self._errors as exc:
             raise CacheError(f"layer cache write failed ({self.where}): {_first_line(exc)}") from None
 

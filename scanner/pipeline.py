@@ -94,7 +94,7 @@ class Scanner:
         self.known = known
         detector = SignatureDetector(rules) if known is None else known
         if known is None and cache is not None and cache.directory:  # the compiled rules kept there too
-            detector.prefilter.store = cache.directory
+            detector.prefilter.store, detector.prefilter.mac_key = cache.directory, cache.mac_key
         digest = rules.digest if known is None else f"{rules.digest}+known:{known.digest}"
         detectors = [detector]
         if known is None:  # generic secrets and credential files: only what the rules leave

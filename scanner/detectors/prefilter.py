@@ -9,13 +9,11 @@ forces the fallback.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import platform
 import re
 from typing import Optional, Sequence
 
+from scanner.detectors import stored
 from scanner.detectors.keywords import KeywordEnds, KeywordRuns, PythonPrefilter, hs_literal, hyperscan, runs_of
 
 Spans = list[tuple[int, int]]
@@ -67,16 +65,18 @@ class RulePrefilter:
 
     engine = "hyperscan"
     SHAPE_BASE, KEYWORD_BASE = 1 << 20, 2 << 20
-    KEEP_STORED = 8  # compiled databases kept in the cache dir (one per rule set in use): the last used
+    KEEP_STORED = stored.KEEP  # compiled databases kept in the cache dir (one per rule set in use)
 
     def __init__(self, patterns: Sequence[bytes], keywords: Sequence[Sequence[bytes]],
-                 widths: Sequence[int]) -> None:
+                 widths: Sequence[int], examples: Sequence[Sequence[str]] = ()) -> None:
         self.patterns, self.widths = list(patterns), list(widths)
+        self.examples = [list(e) for e in examples]  # each rule's positive examples: a stored database's self-test
         self.keywords = [sorted({k.lower() for k in ks}) for ks in keywords]
         self.shapes: list[bytes] = []
         self._db = self._scratch = None
         self._serialized: Optional[bytes] = None
         self.store: Optional[str] = None  # a directory to keep the compiled database in (the cache dir)
+        self.mac_key: Optional[bytes] = None  # LAYERSCAN_CACHE_KEY: the kept database is sealed with it
 
     def add_shape(self, pattern: bytes) -> int:
         """Another pattern for the same pass (prefilter mode); its ends come back in `shapes`."""
@@ -109,15 +109,16 @@ class RulePrefilter:
     def _compile(self) -> None:
         if self._serialized is None and self._key() in _COMPILED:
             self.__dict__.update(_COMPILED[self._key()])
-        if self._serialized is None:
-            self._load_stored()
+        from_disk = self._serialized is None and stored.load(self)  # checked before it is used
         if self._serialized is not None:
             try:
                 self._db = hyperscan.loadb(self._serialized, hyperscan.HS_MODE_BLOCK)
                 self._scratch = hyperscan.Scratch(self._db)
-                return
+                if not from_disk or stored.passes_self_test(self):
+                    return
             except hyperscan.error:  # compiled for another CPU: compile here
-                self._serialized = None
+                pass
+            self._db = self._scratch = self._serialized = None
         supersets = [superset_pattern(p) for p in self.patterns]
         try:  # all rules at once: Hyperscan usually takes every one of them
             self._build(supersets, set(range(len(supersets))))
@@ -126,56 +127,11 @@ class RulePrefilter:
             self._build(supersets, ok)
         self._serialized = hyperscan.dumpb(self._db)
         _COMPILED[self._key()] = self._compiled_state()
-        self._save_stored()
+        stored.save(self)  # over a file that did not check out, too
 
     def _compiled_state(self) -> dict:
         return {"_serialized": self._serialized, "by_keyword": self.by_keyword,
                 "keyword_len": self.keyword_len, "_filtered": self._filtered}
-
-    def _stored_path(self) -> Optional[str]:
-        if not self.store:
-            return None
-        material = repr((self._key(), hyperscan.__version__ if hasattr(hyperscan, "__version__") else "",
-                         platform.machine())).encode()
-        return os.path.join(self.store, f"prefilter-{hashlib.sha256(material).hexdigest()[:32]}.hsdb")
-
-    def _load_stored(self) -> None:
-        """The database compiled by an earlier run, from the cache dir (`store`): a JSON head of
-        the tables, then Hyperscan's serialised database. Anything unreadable: compile again."""
-        path = self._stored_path()
-        if path is None:
-            return
-        try:
-            with open(path, "rb") as f:
-                data = f.read()
-            size = int.from_bytes(data[:8], "big")
-            head = json.loads(data[8:8 + size])
-            self.by_keyword, self.keyword_len = head["by_keyword"], head["keyword_len"]
-            self._filtered = set(head["filtered"])
-            self._serialized = data[8 + size:]
-        except (OSError, ValueError, KeyError, TypeError):
-            self._serialized = None
-            return
-        try:
-            os.utime(path)  # used now: the last to be pruned
-        except OSError:
-            pass
-
-    def _save_stored(self) -> None:
-        path = self._stored_path()
-        if path is None:
-            return
-        head = json.dumps({"by_keyword": self.by_keyword, "keyword_len": self.keyword_len,
-                           "filtered": sorted(self._filtered)}).encode()
-        try:
-            os.makedirs(self.store, mode=0o700, exist_ok=True)
-            tmp = f"{path}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(len(head).to_bytes(8, "big") + head + (self._serialized or b""))
-            os.replace(tmp, path)
-        except OSError:  # a read-only cache dir: compile next time too
-            return
-        prune_stored(self.store, self.KEEP_STORED)
 
     PREFILTER = (hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_ALLOWEMPTY) if hyperscan else 0
 
@@ -218,10 +174,14 @@ class RulePrefilter:
         out: dict[int, list[tuple[int, int]]] = {}
         for i, clusters in runs.items():
             if i < self.SHAPE_BASE:
+                if i >= len(self.widths):  # an id no table knows (a database read back from disk): ignored
+                    continue
                 width = self.widths[i]
                 out.setdefault(i, []).extend((first - width, last + width) for first, last in clusters)
                 continue
             kid = i - self.KEYWORD_BASE
+            if kid >= len(self.keyword_len):
+                continue
             klen = self.keyword_len[kid]
             for r in self.by_keyword[kid]:
                 width = self.widths[r]
@@ -231,7 +191,8 @@ class RulePrefilter:
     def __getstate__(self) -> dict:  # a compiled database does not pickle: its serialised form does
         if self._db is not None and self._serialized is None:
             self._serialized = hyperscan.dumpb(self._db)
-        state = {k: getattr(self, k) for k in ("patterns", "keywords", "widths", "shapes", "_serialized", "store")}
+        state = {k: getattr(self, k) for k in ("patterns", "keywords", "widths", "shapes", "_serialized", "store",
+                                               "mac_key", "examples")}
         if self._serialized is not None:
             state.update(by_keyword=self.by_keyword, keyword_len=self.keyword_len, _filtered=self._filtered)
         return state
@@ -261,20 +222,11 @@ class PythonRulePrefilter(RulePrefilter):
         return Prescan(self._spans(runs, len(buf)), shapes)
 
     def __getstate__(self) -> dict:
-        return {k: getattr(self, k) for k in ("patterns", "keywords", "widths", "shapes")} | {"_serialized": None,
-                                                                                          "store": None}
+        return {k: getattr(self, k) for k in ("patterns", "keywords", "widths", "shapes", "examples")} | {
+            "_serialized": None, "store": None, "mac_key": None}
 
 
-def prune_stored(directory: str, keep: int) -> None:
-    """Delete all but the `keep` compiled databases of `directory` used last: each new rule set
-    (another layerscan version, extra rules) writes one, and the cache dir must not grow for ever."""
-    try:
-        names = [n for n in os.listdir(directory) if n.startswith("prefilter-") and n.endswith(".hsdb")]
-        stored = sorted(names, key=lambda n: os.stat(os.path.join(directory, n)).st_mtime, reverse=True)
-        for name in stored[keep:]:
-            os.unlink(os.path.join(directory, name))
-    except OSError:  # another process pruned first, a read-only directory: nothing to do
-        pass
+prune_stored = stored.prune
 
 
 def merge_spans(spans: list[tuple[int, int]], size: int) -> Spans:
@@ -302,7 +254,8 @@ def _compiles(patterns: list[bytes], flags: int) -> bool:
 
 
 def make_rule_prefilter(patterns: Sequence[bytes], keywords: Sequence[Sequence[bytes]],
-                        widths: Sequence[int]) -> RulePrefilter:
+                        widths: Sequence[int], examples: Sequence[Sequence[str]] = ()) -> RulePrefilter:
+    """`examples`: each rule's positive examples, the self-test of a database read from the cache dir."""
     if hyperscan is not None and os.environ.get("LAYERSCAN_PREFILTER", "auto") != "python":
-        return RulePrefilter(patterns, keywords, widths)
-    return PythonRulePrefilter(patterns, keywords, widths)
+        return RulePrefilter(patterns, keywords, widths, examples)
+    return PythonRulePrefilter(patterns, keywords, widths, examples)
