@@ -82,5 +82,23 @@ def archive() -> list[bytes]:
     return [ik.pack_tar(files)]
 
 
+def cache_row() -> list[bytes]:
+    """Rows as the cache stores them: plain and sealed, with hits (file metadata too), skipped
+    entries and a package database."""
+    from fuzz.targets import CACHE_SECRET
+    from scanner.cache import encode, seal
+    from scanner.models import DetectorKind, FileMeta, Hit, LayerScan, PackageDb, Secret, Severity, Skipped
+    from scanner.pathevents import EntryKind, PathEvent, PathEvents
+
+    events = PathEvents([PathEvent("/app", EntryKind.DIR, 0), PathEvent("/app/.env", EntryKind.FILE, 1),
+                         PathEvent("/app/old", EntryKind.WHITEOUT, 2)])
+    hit = Hit("aws", DetectorKind.SIGNATURE, Severity.CRITICAL, "AWS key", "/app/.env", 1, Secret("ab" * 32, "AKIA****"),
+              None, 1, file=FileMeta(0o644, 0, 0, 24, 0.0, "cd" * 32, "root", "root"))
+    scan = LayerScan("sha256:" + "1" * 64, "sha256:" + "2" * 64, events, (hit,), (Skipped("/x", "too big", 0),), 2, 3072,
+                     (PackageDb("/var/lib/dpkg/info/a.md5sums", "dpkg", "md5:00 /usr/a"),))
+    text = encode(scan)
+    return [text.encode(), seal("fuzz-key", text, CACHE_SECRET).encode()]
+
+
 SEEDS = {"tar_walk": tars, "nested": nested, "overlay": overlay, "sources": sources, "config_json": config_json,
-         "archive": archive}
+         "archive": archive, "cache_row": cache_row}

@@ -25,7 +25,8 @@ from scanner.layers.nested import FileScanner
 from scanner.layers.overlay import Overlay
 from scanner.layers.walk import scan_layer
 from scanner.limits import Limits
-from scanner.models import Blob, BlobKind, DetectorKind, Hit, Layer, LayerScan, Secret, Severity, SourceKind, Status
+from scanner.models import (Blob, BlobKind, DetectorKind, Finding, Hit, ImageResult, Layer, LayerScan, ScanResult,
+                            Secret, Severity, SourceKind, Status)
 from scanner.pathevents import EntryKind, PathEvent, PathEvents
 from scanner.sources.docker_archive import DockerArchiveSource
 from scanner.sources.oci import OciSource
@@ -198,7 +199,33 @@ def archive(data: bytes) -> None:
         pass
 
 
+# --- a layer cache row (the cache dir is data: whatever a row holds is a LayerScan or a miss) --------
+
+CACHE_SECRET = b"fuzz-cache-key-0123456789"
+
+
+def cache_row(data: bytes) -> None:
+    """Bytes as a stored row, read without and with a key: a miss (None) or a LayerScan that the
+    overlay, the codec and the JSON report take as any other."""
+    from scanner.cache import decode_row, encode
+    from scanner.reports.json import JsonReport
+
+    text = data.decode("utf-8", "surrogateescape")
+    for secret in (None, CACHE_SECRET):
+        scan = decode_row((text,), 0, "fuzz-key", secret)
+        if scan is None:
+            continue
+        ov = Overlay([scan])
+        findings = []
+        for hit in scan.hits:
+            label = ov.label(0, hit)
+            findings.append(Finding("f", hit, "fuzz", label.status, None))
+        result = ScanResult((ImageResult("fuzz", SourceKind.OCI_LAYOUT, None, (), tuple(findings), scan.skipped),))
+        json.loads(JsonReport().render(result))
+        encode(scan)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "tar_walk": tar_walk, "nested": nested, "overlay": overlay, "sources": sources, "config_json": config_json,
-    "archive": archive,
+    "archive": archive, "cache_row": cache_row,
 }

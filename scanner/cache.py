@@ -17,6 +17,7 @@ import hmac
 import json
 import math
 import os
+import posixpath
 import sqlite3
 import sys
 import time
@@ -75,7 +76,8 @@ def unseal(key: str, stored: str, secret: Optional[bytes]) -> Optional[str]:
     mac, _, text = stored[len(SEAL):].partition("\n")
     if secret is None:  # no secret here: the directory is trusted as it is
         return text
-    return text if hmac.compare_digest(mac, _mac(secret, key, text)) else None
+    given = mac.encode("utf-8", "surrogatepass")  # bytes: compare_digest refuses non-ASCII str
+    return text if hmac.compare_digest(given, _mac(secret, key, text).encode()) else None
 
 
 def _mac(secret: bytes, key: str, text: str) -> str:
@@ -104,7 +106,7 @@ def decode(text: str, layer_index: int) -> LayerScan:
     """An entry back as a LayerScan; ValueError, KeyError or TypeError for one that does not fit
     the model (every field of every record is checked against its declared type)."""
     d = json.loads(text)
-    hits = tuple(_checked(Hit(rule_id=r, detector=DetectorKind(det), severity=Severity(sev), title=t, path=p,
+    hits = tuple(_located(Hit(rule_id=r, detector=DetectorKind(det), severity=Severity(sev), title=t, path=p,
                               line=ln, secret=Secret(sha, red), inner_path=ip, ordinal=o, kind=LocationKind(k),
                               file=None if meta is None else FileMeta(**meta)))
                  for r, det, sev, t, p, ln, sha, red, ip, o, k, meta in d["hits"])
@@ -115,6 +117,15 @@ def decode(text: str, layer_index: int) -> LayerScan:
         skipped=tuple(_checked(Skipped(p, r, layer_index)) for p, r, _ in d["skipped"]),
         files=d["files"], bytes=d["bytes"],
         packages=tuple(_checked(PackageDb(p, m, f)) for p, m, f in d.get("packages", ()))))
+
+
+def _located(hit: Hit) -> Hit:
+    """A layer hit checked, its path as the walk makes them: absolute and normalised (the overlay
+    climbs a path to `/`: `//x` would never get there)."""
+    path = _checked(hit).path
+    if not path.startswith("/") or path.startswith("//") or posixpath.normpath(path) != path:
+        raise ValueError("cache entry: a hit path that is not absolute and normalised")
+    return hit
 
 
 _HINTS: dict[type, dict[str, Any]] = {}

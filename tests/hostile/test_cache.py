@@ -73,7 +73,7 @@ TAMPERED = {
     "severity-a-list": _hit(2, []), "path-null": _hit(4, None), "line-a-string": _hit(5, "3"), "line-true": _hit(5, True),
     "sha-a-dict": _hit(6, {}), "kind-unknown": _hit(10, "disk"), "meta-a-list": _hit(11, [1]),
     "meta-extra-key": _meta("x", 1), "mtime-infinite": _meta("mtime", float("inf")), "uid-a-string": _meta("uid", "0"),
-    "lone-surrogate": _hit(4, "/app/\ud800"), "events-short": _edit(lambda d: d["events"].pop()),
+    "lone-surrogate": _hit(4, "/app/\ud800"), "path-double-slash": _hit(4, "//app/.env"), "path-relative": _hit(4, "app/.env"), "events-short": _edit(lambda d: d["events"].pop()),
     "events-mismatch": _edit(lambda d: d["events"].__setitem__(1, d["events"][1] * 2)),
     "ordinals-not-base64": _edit(lambda d: d["events"].__setitem__(2, "!!")),
     "skipped-a-number": _set("skipped", [[1, 2, 3]]), "files-a-float": _set("files", 1.5),

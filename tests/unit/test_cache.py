@@ -62,3 +62,60 @@ def test_a_cache_of_an_older_version_is_taken_over_and_its_entries_go_first(tmp_
 def test_the_bound_from_the_flag_and_the_default(tmp_path):
     assert open_cache(str(tmp_path / "a")).max_bytes == 2 << 30
     assert open_cache(str(tmp_path / "b"), 5 << 20).max_bytes == 5 << 20
+
+
+# --- the key follows the code and the rules ---------------------------------------------------------
+
+def test_the_code_digest_follows_the_detectors_the_walk_and_the_rules(tmp_path):
+    """A copy of the package: a changed detector, walk, data file or rule file is another digest;
+    a changed report module (no part of a layer's result) is not."""
+    import shutil
+    from pathlib import Path
+
+    import scanner
+    from scanner.cachekey import code_digest, source_digest
+    from scanner.detectors.rules import builtin_rule_files
+
+    package = tmp_path / "scanner"
+    shutil.copytree(Path(scanner.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for f in builtin_rule_files():
+        shutil.copy(f, rules)
+    files = lambda: sorted(rules.iterdir())  # noqa: E731
+    first = source_digest(package, files())
+    assert first == code_digest() == source_digest(package, files())
+    digests = {first}
+    for changed in ("detectors/entropy.py", "layers/walk.py", "data/known-public.tsv", "packagedb.py",
+                    "sources/blobs.py", "../rules/generic.yaml"):
+        target = package / changed
+        target.write_bytes(target.read_bytes() + b"\n# changed\n")
+        digests.add(source_digest(package, files()))
+    assert len(digests) == 7
+    report = package / "reports" / "table.py"
+    before = source_digest(package, files())
+    report.write_bytes(report.read_bytes() + b"\n# changed\n")
+    assert source_digest(package, files()) == before
+
+
+def test_the_key_holds_the_code_digest(monkeypatch):
+    from scanner import cachekey
+    from scanner.limits import Limits
+
+    key = cachekey.cache_key("sha256:" + "a" * 64, "rules", Limits())
+    monkeypatch.setattr(cachekey, "code_digest", lambda: "other code")
+    assert cachekey.cache_key("sha256:" + "a" * 64, "rules", Limits()) != key
+    assert cachekey.cache_key("sha256:" + "a" * 64, "rules", Limits(max_findings=5)) != cachekey.cache_key(
+        "sha256:" + "a" * 64, "rules", Limits())
+
+
+def test_sealed_entries(tmp_path):
+    from scanner.cache import seal, unseal
+
+    sealed = seal("k1", "text", b"s" * 16)
+    assert unseal("k1", sealed, b"s" * 16) == "text" and unseal("k1", sealed, None) == "text"
+    assert unseal("k2", sealed, b"s" * 16) is None and unseal("k1", sealed, b"t" * 16) is None
+    assert unseal("k1", "text", b"s" * 16) is None and unseal("k1", "text", None) == "text"
+    cache = SqliteLayerCache(str(tmp_path), mac_key=b"s" * 16)
+    cache.put("k", scan(1))
+    assert cache.get("k", 0) == scan(1)

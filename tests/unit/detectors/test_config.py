@@ -208,3 +208,46 @@ def test_lone_surrogates_from_json_are_spelt_out(config_scanner):
         (K.LABEL, "Labels.k\\ud800", "unit-github-pat", sc.GITHUB_PAT),
         (K.HISTORY, "history[0]", "unit-aws-key-id", sc.AWS_KEY_ID),
     ]
+
+
+def test_fields_read_since_issue_19(config_scanner):
+    """OnBuild, WorkingDir, Shell, StopSignal, the Volumes and ExposedPorts keys, an old config's
+    container_config and the history's comment and author: a secret there is reported."""
+    config = cfg(
+        [{"created_by": "ADD x /"}, {"created_by": "RUN make", "comment": f"built with {sc.GITHUB_PAT}",
+                                     "author": f"ci AWS_ACCESS_KEY_ID={sc.AWS_KEY_ID}"}],
+        OnBuild=["RUN true", f"RUN curl -H 'X-Token: {sc.GITHUB_PAT}' http://x/"],
+        WorkingDir=f"/srv/{sc.AWS_KEY_ID}", Shell=["/bin/sh", "-c", f"DB_PASSWORD={sc.DB_PASSWORD}"],
+        StopSignal=sc.AWS_KEY_ID, Volumes={f"/data/{sc.GITHUB_PAT}": {}}, ExposedPorts={f"{sc.AWS_KEY_ID}/tcp": {}})
+    config["container_config"] = {"Env": [f"DB_PASSWORD={sc.DB_PASSWORD}"], "Cmd": ["/bin/sh", "-c", f"echo {sc.AWS_KEY_ID}"],
+                                  "Entrypoint": [sc.GITHUB_PAT], "Labels": {"token": sc.NPM_TOKEN}}
+    assert found(config_scanner, config) == [
+        (K.ENV, "container_config.Env.DB_PASSWORD", NAMED, sc.DB_PASSWORD),
+        (K.LABEL, "container_config.Labels.token", NAMED, sc.NPM_TOKEN),
+        (K.CMD, "container_config.Cmd", "unit-aws-key-id", sc.AWS_KEY_ID),
+        (K.ENTRYPOINT, "container_config.Entrypoint", "unit-github-pat", sc.GITHUB_PAT),
+        (K.ONBUILD, "OnBuild[1]", "unit-github-pat", sc.GITHUB_PAT),
+        (K.WORKDIR, "WorkingDir", "unit-aws-key-id", sc.AWS_KEY_ID),
+        (K.STOPSIGNAL, "StopSignal", "unit-aws-key-id", sc.AWS_KEY_ID),
+        (K.SHELL, "Shell", NAMED, sc.DB_PASSWORD),
+        (K.VOLUME, f"Volumes./data/{sc.GITHUB_PAT}", "unit-github-pat", sc.GITHUB_PAT),
+        (K.EXPOSE, f"ExposedPorts.{sc.AWS_KEY_ID}/tcp", "unit-aws-key-id", sc.AWS_KEY_ID),
+        (K.HISTORY, "history[1].comment", "unit-github-pat", sc.GITHUB_PAT),
+        (K.HISTORY, "history[1].author", "unit-aws-key-id", sc.AWS_KEY_ID),
+    ]
+
+
+def test_container_config_values_the_config_holds_too_are_reported_once(config_scanner):
+    env, cmd = [f"DB_PASSWORD={sc.DB_PASSWORD}"], ["run", sc.AWS_KEY_ID]
+    config = cfg(Env=env, Cmd=cmd, Labels={"api_token": sc.NPM_TOKEN})
+    config["container_config"] = {"Env": env + [f"API_TOKEN={sc.STRIPE_LIVE_KEY}"], "Cmd": cmd,
+                                  "Labels": {"api_token": sc.NPM_TOKEN}}
+    assert [(k, p) for k, p, _, _ in found(config_scanner, config)] == [
+        (K.ENV, "Env.DB_PASSWORD"), (K.LABEL, "Labels.api_token"), (K.CMD, "Cmd"), (K.ENV, "container_config.Env.API_TOKEN")]
+
+
+def test_odd_shapes_of_the_new_fields_do_not_crash(config_scanner):
+    config = cfg([{"comment": 3, "author": ["a"]}], OnBuild="RUN x", Volumes=["/a"], ExposedPorts=8080,
+                 WorkingDir=["/"], Shell=None, StopSignal=9)
+    config["container_config"] = ["not", "a", "dict"]
+    assert found(config_scanner, config) == []
