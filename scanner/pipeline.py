@@ -10,11 +10,9 @@ from typing import BinaryIO, Callable, Iterable, Optional, Protocol, Sequence
 from scanner.cache import LayerCache
 from scanner.detectors.config import ConfigScanner
 from scanner.detectors.content import ContentScanner
-from scanner.detectors.entropy import VERSION as ENTROPY_VERSION
 from scanner.detectors.entropy import EntropyDetector
 from scanner.detectors.entropy import ENTROPY_RULE, KEYWORD_RULE
 from scanner.detectors.files import RULES as FILE_RULES
-from scanner.detectors.files import VERSION as FILES_VERSION
 from scanner.detectors.files import CredentialFileDetector
 from scanner.detectors.known import RULES as KNOWN_RULES
 from scanner.detectors.known import KnownSecretDetector
@@ -99,7 +97,7 @@ class Scanner:
         detectors = [detector]
         if known is None:  # generic secrets and credential files: only what the rules leave
             detectors += [EntropyDetector(detector), CredentialFileDetector(detector)]
-            digest = f"{digest}+{ENTROPY_VERSION}+{FILES_VERSION}"
+            digest = f"{digest}+entropy+files"  # which detectors run; their code is in every key (cachekey)
         self.triage = Triage(rules) if known is None else None
         # values are kept in memory for scrubbing the config; they reach output only with --reveal
         self.content = ContentScanner(detectors, keep_values=True)

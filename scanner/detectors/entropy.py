@@ -52,7 +52,6 @@ from scanner.models import Confidence, DetectorKind, Severity
 KEYWORD_RULE = ("keyword-secret", "Secret assigned to a secret-named variable")
 ENTROPY_RULE = ("high-entropy-secret", "High-entropy string assigned to a secret-named variable")
 CONFIDENCE = {KEYWORD_RULE[0]: Confidence.MEDIUM, ENTROPY_RULE[0]: Confidence.LOW}
-VERSION = "entropy-1"  # part of the layer cache key: bump when findings change
 
 _KEYWORD_NAME = re.compile("(?i)(?:" + "|".join(DENYLIST) + ")")  # detect-secrets' own list
 # names that say "secret" but hold something else: pagination and request tokens, ids, file names

@@ -28,7 +28,6 @@ from scanner.detectors.keyblocks import b64decode
 from scanner.detectors.heuristics import is_placeholder
 from scanner.models import Confidence, DetectorKind, Severity
 
-VERSION = "files-1"  # part of the layer cache key: bump when findings change
 MAX_FILE = 1 << 20  # credential files are small; a larger file at such a path is not parsed
 
 # rule id -> (severity, title)
