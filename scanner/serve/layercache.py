@@ -75,3 +75,8 @@ class ServeCache(LayerCache):
     @property
     def directory(self) -> Optional[str]:
         return self.inner.directory
+
+    @property
+    def mac_key(self) -> Optional[bytes]:  # type: ignore[override]
+        """The inner cache's LAYERSCAN_CACHE_KEY: the compiled rules kept in its directory are sealed with it."""
+        return self.inner.mac_key
