@@ -34,7 +34,7 @@ def cache_key(diff_id: str, rules_digest: str, limits: Limits) -> str:
 
 @functools.lru_cache(maxsize=None)
 def code_digest() -> str:
-    """`source_digest` of the installed package and its built-in rule files (about 2 ms, once)."""
+    """`source_digest` of the installed package and its built-in rule files (a few ms, once per process)."""
     from scanner.detectors.rules import builtin_rule_files
 
     return source_digest(Path(scanner.__file__).resolve().parent, builtin_rule_files())
