@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Iterable
 
@@ -28,7 +27,7 @@ RESULT_CODE = ("detectors", "layers", "data", "packagedb.py", "pathevents.py", "
 
 
 def cache_key(diff_id: str, rules_digest: str, limits: Limits) -> str:
-    material = json.dumps([FORMAT, __version__, code_digest(), diff_id, rules_digest, asdict(limits)], sort_keys=True)
+    material = json.dumps([FORMAT, __version__, code_digest(), diff_id, rules_digest, limits.key()], sort_keys=True)
     return hashlib.sha256(material.encode()).hexdigest()
 
 

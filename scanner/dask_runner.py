@@ -10,15 +10,16 @@ arrives exactly once: one future per layer, read once.
 from __future__ import annotations
 
 import tempfile
-import time
+from dataclasses import replace
 import uuid
 from typing import Any, Iterator, Optional, Sequence
 
 from scanner.detectors.content import ContentScanner
 from scanner.errors import LayerscanError
 from scanner.layers.walk import scan_layer
-from scanner.limits import Limits
+from scanner.limits import NO_DEADLINE, Deadline, Limits
 from scanner.models import Layer, LayerScan
+from scanner.sources.registry_http import BlobOrigin
 
 RETRIES = 2  # an error inside a task (a registry hiccup) is retried; a lost worker is the scheduler's
 
@@ -31,14 +32,11 @@ def scan_task(layer: Layer, content: ContentScanner, limits: Limits,
               deadline: Optional[tuple[float, float]]) -> LayerScan:
     """One layer, on a Dask worker: the same call as in a local worker process. The --timeout
     deadline travels as (seconds left at submission, timeout): the worker's clock is not ours."""
-    if deadline is not None:
-        limits = limits.until(time.monotonic() + deadline[0], deadline[1])
-    return scan_layer(layer, content, limits=limits)
-
-
-def _remaining(limits: Limits) -> Optional[tuple[float, float]]:
-    deadline = limits.__dict__.get("_deadline")  # set by Limits.until
-    return None if deadline is None else (deadline[0] - time.monotonic(), deadline[1])
+    resumed = Deadline.resumed(deadline)
+    origin = layer.blob.origin
+    if isinstance(origin, BlobOrigin):  # a registry blob reads against the deadline on this worker's clock
+        layer = replace(layer, blob=replace(layer.blob, origin=replace(origin, deadline=resumed)))
+    return scan_layer(layer, content, limits=limits.until(resumed))
 
 
 class DaskLayerExecutor:
@@ -74,7 +72,7 @@ class DaskLayerExecutor:
         run = uuid.uuid4().hex[:12]
         shared = self.client.scatter(content, broadcast=True, hash=False)
         order = sorted(layers, key=lambda layer: layer.blob.size, reverse=True)  # longest first
-        plain, deadline = limits.until(None, None), _remaining(limits)
+        plain, deadline = limits.until(NO_DEADLINE), limits.deadline.portable()
         futures = {self.client.submit(scan_task, layer, shared, plain, deadline, retries=RETRIES, pure=False,
                                       key=f"layerscan-{run}-{i}"): layer for i, layer in enumerate(order)}
         try:

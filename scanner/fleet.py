@@ -11,14 +11,16 @@ again.
 """
 from __future__ import annotations
 
+import json
 import urllib.parse
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Optional, Protocol, Sequence
 
+from scanner.limits import NO_DEADLINE, Deadline, ManifestBudget
 from scanner.models import Image, Layer, ScanResult
 from scanner.pipeline import Scanner
 from scanner.reports.grouping import group_by_secret
-from scanner.sources.auth import fetch_token, parse_challenge
+from scanner.sources.bounded import MAX_LIST, read_body
 from scanner.sources.interface import SourceError
 from scanner.sources.reference import Reference, parse_reference
 from scanner.sources.registry import RegistrySource, endpoint_for
@@ -70,26 +72,21 @@ def parse_target(text: str) -> FleetTarget:
 class _ListClient(RegistryClient):
     """GETs of registry-wide paths (`/v2/_catalog`, `/v2/NAME/tags/list`), token scope as given."""
 
-    def __init__(self, endpoint: Endpoint, scope: str) -> None:
-        super().__init__(endpoint, "")
-        self.scope, self.where = scope, endpoint.host
+    def __init__(self, endpoint: Endpoint, scope: str, deadline: Deadline = NO_DEADLINE) -> None:
+        super().__init__(endpoint, "", deadline)
+        self.list_scope, self.where = scope, endpoint.host
 
     def url(self, path: str) -> str:
         return f"{self.endpoint.scheme}://{self.endpoint.host}{path}"
 
-    def _authenticate(self, resp: Any) -> None:
-        challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
-        creds = self.endpoint.credentials
-        if challenge is not None and challenge.scheme == "bearer":
-            token = fetch_token(self.session, challenge, self.scope, creds, self.endpoint.verify, self.endpoint.host)
-            self._authorization = "Bearer " + token
-        elif challenge is not None and challenge.scheme == "basic" and creds is not None and creds.password:
-            self._authorization = creds.basic()
+    def scope(self) -> str:
+        return self.list_scope
 
 
-def paginated(endpoint: Endpoint, path: str, key: str, scope: str, page: int = PAGE) -> Iterator[str]:
+def paginated(endpoint: Endpoint, path: str, key: str, scope: str, page: int = PAGE,
+              deadline: Deadline = NO_DEADLINE) -> Iterator[str]:
     """The entries under `key` of every page of `path`: follows `Link: <...>; rel="next"`."""
-    client = _ListClient(endpoint, scope)
+    client = _ListClient(endpoint, scope, deadline)
     url: Optional[str] = f"{path}?n={page}"
     seen: set[str] = set()
     visited: set[str] = set()
@@ -97,14 +94,13 @@ def paginated(endpoint: Endpoint, path: str, key: str, scope: str, page: int = P
         while url is not None and url not in visited:  # a registry that links a page to itself ends here
             visited.add(url)
             resp = client.get(url, {"Accept": "application/json"})
+            what = f"{endpoint.host}{path}"
+            if resp.status_code != 200:
+                raise client.status_error(resp, what)  # it reads (a bounded part of) the body, and closes
             try:
-                if resp.status_code != 200:
-                    raise client.status_error(resp, f"{endpoint.host}{path}")
-                doc = resp.json()
+                doc = json.loads(read_body(resp, MAX_LIST, what, deadline, endpoint.host))
             except ValueError:
-                raise SourceError(f"{endpoint.host}{path}: the answer is not JSON") from None
-            finally:
-                resp.close()
+                raise SourceError(f"{what}: the answer is not JSON") from None
             entries = doc.get(key) if isinstance(doc, dict) else None
             for entry in entries or []:
                 if isinstance(entry, str) and entry not in seen:
@@ -124,12 +120,13 @@ def _next_link(header: str, path: str) -> Optional[str]:
     return None
 
 
-def list_references(target: FleetTarget, endpoint: Endpoint, page: int = PAGE) -> list[str]:
+def list_references(target: FleetTarget, endpoint: Endpoint, page: int = PAGE,
+                    deadline: Deadline = NO_DEADLINE) -> list[str]:
     """`HOST/REPO:TAG` of every tag of every repository under the target's prefix, sorted."""
     refs = []
-    repos = paginated(endpoint, "/v2/_catalog", "repositories", "registry:catalog:*", page)
+    repos = paginated(endpoint, "/v2/_catalog", "repositories", "registry:catalog:*", page, deadline)
     for repo in sorted(r for r in repos if target.matches(r)):
-        tags = paginated(endpoint, f"/v2/{repo}/tags/list", "tags", f"repository:{repo}:pull", page)
+        tags = paginated(endpoint, f"/v2/{repo}/tags/list", "tags", f"repository:{repo}:pull", page, deadline)
         refs.extend(f"{target.host}/{repo}:{tag}" for tag in sorted(tags))
     return refs
 
@@ -179,19 +176,24 @@ class Fleet:
         self.unique: list[Layer] = []
 
     def resolve(self, refs: Sequence[str]) -> list[Image]:
+        """Every image of `refs`: every platform unless --platform names one (the README's
+        promise), one manifest budget and the run's deadline over them all."""
         options = self.scanner.options
+        deadline, budget = self.scanner.deadline, ManifestBudget()
+        platform = options.platform or "all"
         endpoints: dict[str, Endpoint] = {}
         images: list[Image] = []
         for text in refs:
             ref = parse_reference(text.removeprefix("docker://"))
             if ref.domain not in endpoints:
-                endpoints[ref.domain] = endpoint_for(ref, options.registry)
-            source = RegistrySource(ref, _label(ref), options.registry, options.platform, endpoints[ref.domain])
+                endpoints[ref.domain] = endpoint_for(ref, options.registry, deadline)
+            source = RegistrySource(ref, _label(ref), options.registry, platform, endpoints[ref.domain],
+                                    deadline, budget)
             images.extend(source.images())
         return images
 
     def scan(self, refs: Sequence[str]) -> ScanResult:
-        self.scanner._start_clock()  # --timeout counts from here, as in Scanner.scan
+        self.scanner.start_clock()  # --timeout counts from here, as in Scanner.scan
         self.images = images = self.resolve(refs)
         self.unique = unique = unique_layers(images)
         limits = self.scanner.layers.limits

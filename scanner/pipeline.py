@@ -21,7 +21,7 @@ from scanner.detectors.signature import SignatureDetector
 from scanner.gate import BaseImage
 from scanner.layers.overlay import Overlay
 from scanner.layers.runner import LayerRunner
-from scanner.limits import Limits
+from scanner.limits import NO_DEADLINE, Deadline, Limits
 from scanner.models import (Finding, HistoryEntry, Hit, Image, ImageResult, LayerInfo, LayerScan, LocationKind,
                             Removal, ScanResult, Secret, Skipped, Status)
 from scanner.provenance import Setters, history_index
@@ -104,18 +104,19 @@ class Scanner:
         self.config = ConfigScanner(self.content)
         self.layers = LayerRunner(self.content, digest, options.limits, cache, options.workers,
                                   use_cached_values=not options.reveal)
+        self.deadline: Deadline = NO_DEADLINE  # the run's --timeout, from `start_clock`
 
     def scan(self, specs: Sequence[str]) -> ScanResult:
         sink = _StreamSink(self.layers, self.progress)
-        return self.scan_images(image for spec in specs
+        return self.scan_images(image for spec in specs  # open_source runs once the clock started
                                 for image in open_source(spec, self.options.platform, self.options.registry,
-                                                         sink).images())
+                                                         sink, self.deadline).images())
 
     def scan_images(self, images: Iterable[Image]) -> ScanResult:
         """Images from anywhere (a source, or `layerscan serve`'s pushed manifests), under one --timeout
         clock: it starts before the first image is read."""
         results = []
-        self._start_clock()
+        self.start_clock()
         for image in images:
             self.layers.limits.check_time(f"before {image.ref}")
             results.append(self.scan_image(image))
@@ -130,11 +131,12 @@ class Scanner:
             hits.update((h.path, h.secret.sha256) for h in self.config.scan(image.config))
         return BaseImage(frozenset(diff_ids), frozenset(hits))
 
-    def _start_clock(self) -> None:
-        """--timeout counts from here; the deadline rides along with the limits to every layer walk."""
-        timeout = self.options.timeout
-        self.layers.limits = self.options.limits.until(
-            None if timeout is None else time.monotonic() + timeout, timeout)
+    def start_clock(self) -> Deadline:
+        """--timeout counts from here: one `Deadline` for every phase (sources, layer walks, in
+        worker processes too, config scan, reports), kept as `self.deadline`."""
+        self.deadline = Deadline.start(self.options.timeout)
+        self.layers.limits = self.options.limits.until(self.deadline)
+        return self.deadline
 
     def scan_image(self, image: Image) -> ImageResult:
         limits = self.layers.limits

@@ -49,19 +49,17 @@ def engine_client(environ: Optional[dict] = None) -> Any:
     from docker.context import ContextAPI
 
     env = os.environ if environ is None else environ
-    where = env.get("DOCKER_HOST") or "the default socket"
     try:
         context = None if env.get("DOCKER_HOST") else _context_name(env)
         if context not in (None, "default"):
             ctx = ContextAPI.get_context(context)
             if ctx is None:
                 raise SourceError(f"Docker context {context!r} not found")
-            where = ctx.Host or where
             return docker.DockerClient(base_url=ctx.Host, tls=ctx.TLSConfig or False, version="auto",
                                        timeout=ENGINE_TIMEOUT)
         return docker.from_env(version="auto", timeout=ENGINE_TIMEOUT, environment=env)
     except docker.errors.DockerException as exc:
-        raise SourceError(f"cannot reach the Docker engine at {where} ({_reason(exc)})") from None
+        raise SourceError(f"the local Docker engine is not reachable ({engine_whereabouts(env)}; {_reason(exc)})") from None
 
 
 def _context_name(env: Any) -> Optional[str]:
@@ -72,10 +70,38 @@ def _context_name(env: Any) -> Optional[str]:
     return get_current_context_name()
 
 
+DEFAULT_SOCKET = "/var/run/docker.sock"
+
+
+def engine_whereabouts(environ: Optional[dict] = None) -> str:
+    """Where the engine was looked for, and what was found there, in words: `DOCKER_HOST unset,
+    no /var/run/docker.sock`; for a message saying the engine did not answer."""
+    env = os.environ if environ is None else environ
+    if env.get("DOCKER_HOST"):
+        return f"DOCKER_HOST={env['DOCKER_HOST']} did not answer"
+    if env.get("DOCKER_CONTEXT"):
+        return f"Docker context {env['DOCKER_CONTEXT']} did not answer"
+    if not os.path.exists(DEFAULT_SOCKET):
+        return f"DOCKER_HOST unset, no {DEFAULT_SOCKET}"
+    if not os.access(DEFAULT_SOCKET, os.R_OK | os.W_OK):
+        return f"DOCKER_HOST unset, no permission on {DEFAULT_SOCKET}"
+    return f"DOCKER_HOST unset, {DEFAULT_SOCKET} did not answer"
+
+
+_PHRASES = (("refused", "connection refused"), ("permission denied", "permission denied"),
+            ("no such file", "no such socket"), ("timed out", "timed out"), ("timeout", "timed out"),
+            ("not found", "not found"), ("404", "not found"), ("500", "the engine failed (HTTP 500)"))
+
+
 def _reason(exc: BaseException) -> str:
+    """A few words for what went wrong, never the exception's own text (it carries URLs, reprs
+    and Python internals): the system's words for an OS error, else a known phrase, else its kind."""
     text = str(exc)
-    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
-    return found.group(1).strip() if found else (text.splitlines()[0][:160] if text else exc.__class__.__name__)
+    found = re.search(r"\[Errno -?\d+\] ([A-Za-z ,']+)", text)
+    if found:
+        return found.group(1).strip().rstrip(",'").lower()
+    low = text.lower()
+    return next((phrase for key, phrase in _PHRASES if key in low), exc.__class__.__name__)
 
 
 class MemoryStore(Store):

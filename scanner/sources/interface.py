@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import abc
+import sys
 from typing import Iterator
 
 from scanner.errors import LayerscanError
@@ -18,3 +19,15 @@ class Source(abc.ABC):
     @abc.abstractmethod
     def images(self) -> Iterator[Image]:
         """Yield every image this source names, each with its config and ordered layers."""
+
+
+_warned: set[str] = set()
+
+
+def warn(message: str) -> None:
+    """One `layerscan: warning:` line on stderr, once per run for the same message: something the
+    user should know that does not stop the scan (credentials withheld, a helper missing)."""
+    if message not in _warned:
+        _warned.add(message)
+        text = message.encode("ascii", "backslashreplace").decode("ascii")
+        print(f"layerscan: warning: {''.join(c if c.isprintable() else '?' for c in text)}", file=sys.stderr)

@@ -14,34 +14,34 @@ import os
 from dataclasses import replace
 from typing import Any, Iterator, Optional
 
-from scanner.models import Blob, BlobKind, Image, Layer, SourceKind
+from scanner.limits import NO_DEADLINE, Deadline, ManifestBudget
+from scanner.models import Blob, BlobKind, Image, SourceKind
 from scanner.sources.auth import resolve_credentials
-from scanner.sources.blobs import is_document, read_blob
-from scanner.sources.config import build_image
+from scanner.sources.bounded import MAX_CONFIG, MAX_LIST, read_body
+from scanner.sources.config import build_artifact, build_image
 from scanner.sources.interface import Source, SourceError
-from scanner.sources.oci import INDEX_TYPES, MANIFEST_TYPES, ManifestRef, choose_platform, platform_of
+from scanner.sources.oci import REFERENCE_TYPE  # noqa: F401  (re-exported: `serve` reads it here)
+from scanner.sources.oci import (INDEX_TYPES, MANIFEST_TYPES, attestation_label, check_platform, choose_platform,
+                                 image_labels, no_platform, walk_index)
 from scanner.sources.reference import Reference
 from scanner.sources.registry_http import BlobOrigin, Endpoint, RegistryClient, probe, sha256_digest
 from scanner.sources.remote import RegistryOptions
+from scanner.sources.schema import INDEX, MANIFEST, check
 from scanner.sources.stores import parse_json
 
 ACCEPT = ", ".join(sorted(INDEX_TYPES | MANIFEST_TYPES))
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 SCHEMA1 = "application/vnd.docker.distribution.manifest.v1"
-REFERENCE_TYPE = "vnd.docker.reference.type"
-REFERENCE_DIGEST = "vnd.docker.reference.digest"
-PREDICATE_TYPE = "in-toto.io/predicate-type"
-ATTESTATION = "unknown/unknown"
 
 
-def endpoint_for(ref: Reference, options: RegistryOptions) -> Endpoint:
-    """Probe the registry of `ref` (scheme, trust) and attach the credentials for it."""
+def endpoint_for(ref: Reference, options: RegistryOptions, deadline: Deadline = NO_DEADLINE) -> Endpoint:
+    """Probe the registry of `ref` (scheme, trust) and attach the credentials for it; the hosts of
+    --insecure-registry are also the token servers allowed to have them (see `auth`)."""
     host = ref.api_host
     insecure = host in options.insecure or ref.domain in options.insecure
     creds = resolve_credentials(ref.domain, options.username, options.password)
-    found = probe(host, _trust(ref.domain, options.ca_file), insecure, _loopback(host), options.retry)
-    return replace(found, credentials=creds)
-
+    found = probe(host, _trust(ref.domain, options.ca_file), insecure, _loopback(host), options.retry, deadline)
+    return replace(found, credentials=creds, trusted_realms=tuple(h.lower() for h in options.insecure))
 
 def _trust(domain: str, ca_file: Optional[str]) -> Any:
     """--ca-file, else a `certs.d/HOST/ca.crt` as Docker and Podman keep them, else system CAs."""
@@ -68,82 +68,83 @@ def _loopback(host: str) -> bool:
 
 class RegistrySource(Source):
     def __init__(self, ref: Reference, label: str, options: RegistryOptions = RegistryOptions(),
-                 platform: Optional[str] = None, endpoint: Optional[Endpoint] = None) -> None:
+                 platform: Optional[str] = None, endpoint: Optional[Endpoint] = None,
+                 deadline: Deadline = NO_DEADLINE, budget: Optional[ManifestBudget] = None) -> None:
+        check_platform(platform)
         self.ref, self.label, self.options, self.platform = ref, label, options, platform
-        self._endpoint = endpoint
+        self._endpoint, self.deadline, self.budget = endpoint, deadline, budget or ManifestBudget()
 
     def images(self) -> Iterator[Image]:
-        endpoint = self._endpoint or endpoint_for(self.ref, self.options)
-        client = RegistryClient(endpoint, self.ref.path)
+        endpoint = self._endpoint or endpoint_for(self.ref, self.options, self.deadline)
+        client = RegistryClient(endpoint, self.ref.path, self.deadline)
+        self.budget.begin()
         try:
             yield from self._images(client)
         finally:
             client.close()
 
     def _images(self, client: RegistryClient) -> Iterator[Image]:
+        self.budget.take(str(self.ref))
         body, media, digest = fetch_manifest(client, self.ref.ref, str(self.ref))
         doc = parse_json(body, str(self.ref))
         if media in INDEX_TYPES or (not media and isinstance(doc.get("manifests"), list)):
-            chosen, attestations = self._choose(doc)
-            many = len(chosen) > 1
-            for m in chosen:
-                label = f"{self.label} [{m.platform}]" if many else self.label
-                yield from self._with_referrers(client, m.digest, label, m.platform)
-            for subject, att in attestations:
-                if subject in {m.digest for m in chosen}:
-                    platform = next(m.platform for m in chosen if m.digest == subject)
-                    yield artifact_image(client, att, f"{self.label} [attestation of {platform}]")
+            yield from self._index(client, doc)
         else:
             image = manifest_image(client, doc, media, digest, self.label, None)
             self._check_platform(image)
             yield image
             yield from self._referrers(client, digest, self.label)
 
+    def _index(self, client: RegistryClient, index: dict) -> Iterator[Image]:
+        """Every image the index (and the indexes in it) lists for the platform, then the
+        attestations BuildKit attached to them."""
+        found = walk_index(index, lambda d: self._nested(client, d), str(self.ref), self.budget)
+        chosen = choose_platform(found, self.platform)
+        if not chosen:
+            raise SourceError(f"{self.ref}: the image index lists no images")
+        pairs = list(enumerate(chosen))
+        for (_, m), label in zip(pairs, image_labels(self.label, pairs, True)):
+            yield from self._with_referrers(client, m.digest, label, m.platform)
+        subjects = {m.digest: m.platform for m in chosen}
+        for m in found:
+            if m.attestation_of in subjects:
+                yield self._artifact(client, m.digest, attestation_label(self.label, subjects[m.attestation_of]))
+
+    def _nested(self, client: RegistryClient, digest: str) -> Any:
+        what = f"{self.ref}: index {digest[:19]}"
+        body, _, _ = fetch_manifest(client, digest, what)
+        return parse_json(body, what)
+
     def _with_referrers(self, client: RegistryClient, digest: str, label: str,
                         platform: Optional[str]) -> Iterator[Image]:
+        self.budget.take(f"{label}: manifest {digest[:19]}")
         body, media, got = fetch_manifest(client, digest, f"{label}: manifest {digest[:19]}")
         yield manifest_image(client, parse_json(body, label), media, got, label, platform)
         yield from self._referrers(client, got, label)
 
-    def _choose(self, index: dict) -> tuple[list[ManifestRef], list[tuple[str, str]]]:
-        refs, attestations = [], []
-        for desc in index.get("manifests") or []:
-            if not isinstance(desc, dict) or not isinstance(desc.get("digest"), str):
-                raise SourceError(f"{self.ref}: bad descriptor in the image index")
-            annotations = desc.get("annotations") if isinstance(desc.get("annotations"), dict) else {}
-            if annotations.get(REFERENCE_TYPE) == "attestation-manifest":
-                attestations.append((str(annotations.get(REFERENCE_DIGEST)), desc["digest"]))
-            elif desc.get("mediaType", "") in MANIFEST_TYPES or not desc.get("mediaType"):
-                refs.append(ManifestRef(desc["digest"], None, platform_of(desc)))
-            elif desc.get("mediaType") in INDEX_TYPES:
-                raise SourceError(f"{self.ref}: nested image indexes are not supported")
-        if not refs:
-            raise SourceError(f"{self.ref}: the image index lists no images")
-        return choose_platform(refs, self.platform), attestations
+    def _artifact(self, client: RegistryClient, digest: str, label: str) -> Image:
+        self.budget.take(f"{label}: manifest {digest[:19]}")
+        return artifact_image(client, digest, label)
 
     def _check_platform(self, image: Image) -> None:
         want = self.platform
         if want in (None, "all") or image.platform is None:
             return
         if image.platform != want and not image.platform.startswith(want + "/"):
-            raise SourceError(f"no image for platform {want} (available: {image.platform}); use --platform")
+            raise no_platform(want, {image.platform})
 
     def _referrers(self, client: RegistryClient, digest: str, label: str) -> Iterator[Image]:
         """OCI 1.1 referrers of `digest` (signatures, SBOMs, provenance), where the registry has the API."""
         resp = client.get(f"referrers/{digest}", {"Accept": OCI_INDEX})
-        try:
-            if resp.status_code != 200 or "json" not in resp.headers.get("Content-Type", ""):
-                return
-            doc = resp.json()
-        except ValueError:
-            return
-        finally:
+        if resp.status_code != 200 or "json" not in resp.headers.get("Content-Type", ""):
             resp.close()
-        for desc in doc.get("manifests") or [] if isinstance(doc, dict) else []:
-            if isinstance(desc, dict) and desc.get("mediaType") in MANIFEST_TYPES and isinstance(desc.get("digest"), str):
-                kind = desc.get("artifactType") or "artifact"
-                yield artifact_image(client, desc["digest"], f"{label} [referrer {kind}]")
-
+            return
+        what = f"{label}: referrers of {digest[:19]}"
+        doc = parse_json(read_body(resp, MAX_LIST, what, client.deadline, client.endpoint.host), what)
+        check(doc, INDEX, what)
+        for desc in doc["manifests"]:
+            if desc.get("mediaType") in MANIFEST_TYPES:
+                yield self._artifact(client, desc["digest"], f"{label} [referrer {desc.get('artifactType') or 'artifact'}]")
 
 def fetch_manifest(client: RegistryClient, ref: str, what: str) -> tuple[bytes, str, str]:
     """(body, media type, digest) of a manifest or index; the digest checked when `ref` is one."""
@@ -174,7 +175,21 @@ def registry_blob(client: RegistryClient, desc: Any, where: str) -> Blob:
     if not digest.startswith("sha256:"):
         raise SourceError(f"{where}: unsupported digest algorithm in {digest[:20]!r}")
     return Blob(client.url(f"blobs/{digest}"), 0, desc["size"], digest, kind=BlobKind.REGISTRY,
-                origin=BlobOrigin(client.endpoint, client.repository))
+                origin=BlobOrigin(client.endpoint, client.repository, client.deadline))
+
+
+def fetch_config(client: RegistryClient, desc: Any, where: str) -> Any:
+    """A config (or an artifact's JSON config) read whole, within `MAX_CONFIG` and the deadlines,
+    checked against its descriptor's digest and size."""
+    blob = registry_blob(client, desc, where)
+    what = f"{where}: config"
+    if blob.size > MAX_CONFIG:
+        raise SourceError(f"{what}: {blob.size} bytes is too large for a JSON document")
+    body, _ = client.document(f"blobs/{blob.digest}", "*/*", what, cap=MAX_CONFIG)
+    if len(body) != blob.size or sha256_digest(body) != blob.digest:
+        raise SourceError(f"{what}: not what its descriptor says (digest mismatch or {len(body)} bytes "
+                          f"where {blob.size} were expected)")
+    return parse_json(body, what)
 
 
 def manifest_image(client: RegistryClient, manifest: Any, media: str, digest: str, label: str,
@@ -184,8 +199,9 @@ def manifest_image(client: RegistryClient, manifest: Any, media: str, digest: st
         raise SourceError(f"{where}: not an image manifest ({media})")
     if not isinstance(manifest, dict) or not isinstance(manifest.get("layers"), list):
         raise SourceError(f"{where}: not an image manifest")
-    config = parse_json(read_blob(registry_blob(client, manifest.get("config"), where), f"{where}: config"), where)
-    blobs = [(registry_blob(client, d, where), str(d.get("mediaType", ""))) for d in manifest["layers"]]
+    check(manifest, MANIFEST, where)
+    config = fetch_config(client, manifest["config"], where)
+    blobs = [(registry_blob(client, d, where), d.get("mediaType") or "") for d in manifest["layers"]]
     return build_image(label, SourceKind.REGISTRY, digest, config, blobs, platform, where)
 
 
@@ -199,18 +215,10 @@ def artifact_from(client: RegistryClient, manifest: Any, got: str, label: str) -
     """`artifact_image` of a manifest already read (`layerscan serve`: the one being pushed)."""
     if not isinstance(manifest, dict) or not isinstance(manifest.get("layers"), list):
         raise SourceError(f"{label}: not an artifact manifest")
+    check(manifest, MANIFEST, label)
     config: Any = {}
-    cdesc = manifest.get("config")
-    if isinstance(cdesc, dict) and "json" in str(cdesc.get("mediaType", "")) and cdesc.get("size", 0) > 2:
-        config = parse_json(read_blob(registry_blob(client, cdesc, label), f"{label}: config"), label)
-    layers = []
-    for i, desc in enumerate(manifest["layers"]):
-        blob = registry_blob(client, desc, label)
-        annotations = desc.get("annotations") if isinstance(desc.get("annotations"), dict) else {}
-        kind = annotations.get(PREDICATE_TYPE) or desc.get("mediaType") or "blob"
-        media = str(desc.get("mediaType", ""))
-        layers.append(Layer(index=i, blob=blob, diff_id=blob.digest if is_document(media) else None,
-                            media_type=media, created_by=f"attestation: {kind}"))
-    return Image(ref=label, source=SourceKind.REGISTRY, digest=got,
-                 config=config if isinstance(config, dict) else {}, layers=tuple(layers), platform=ATTESTATION)
-
+    cdesc = manifest["config"]
+    if "json" in (cdesc.get("mediaType") or "") and (cdesc.get("size") or 0) > 2:
+        config = fetch_config(client, cdesc, label)
+    layers = [(registry_blob(client, desc, label), desc) for desc in manifest["layers"]]
+    return build_artifact(label, SourceKind.REGISTRY, got, config, layers)

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import http.client
 import io
+import json
 import re
 import ssl
 from dataclasses import dataclass, field
@@ -21,13 +22,15 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from scanner import __version__
+from scanner.limits import NO_DEADLINE, Deadline
 from scanner.models import Blob
 from scanner.sources.auth import Credentials, fetch_token, parse_challenge
+from scanner.errors import LayerscanError
+from scanner.sources import bounded
+from scanner.sources.bounded import CHUNK, MAX_ERROR, MAX_MANIFEST, Watchdog, read_body, timeouts, watched
 from scanner.sources.interface import SourceError
 from scanner.sources.remote import RetryPolicy
 
-TIMEOUT = (10, 60)  # connect, read (seconds)
-MAX_MANIFEST = 4 << 20  # the distribution spec's own limit
 _DROPS = (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError, requests.RequestException)
 
 
@@ -40,6 +43,7 @@ class Endpoint:
     verify: Any = True  # True, False (--insecure-registry), or a CA bundle path
     credentials: Optional[Credentials] = field(default=None, repr=False, compare=False)
     retry: RetryPolicy = RetryPolicy()
+    trusted_realms: tuple[str, ...] = ()  # token-server hosts allowed beyond the rule (--insecure-registry)
 
 
 @dataclass(frozen=True)
@@ -48,16 +52,21 @@ class BlobOrigin:
 
     endpoint: Endpoint
     repository: str
+    deadline: Deadline = field(default=NO_DEADLINE, compare=False)  # the run's --timeout, where it reads
 
 
-def session_for(policy: RetryPolicy) -> requests.Session:
+def session_for(policy: RetryPolicy, deadline: Deadline = NO_DEADLINE,
+                watchdog: Optional[Watchdog] = None) -> requests.Session:
     # unverified TLS happens only for an --insecure-registry host: the user asked, no warning per request
     urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     session = requests.Session()
-    adapter = HTTPAdapter(max_retries=policy.urllib3())
+    adapter = HTTPAdapter(max_retries=policy.urllib3(deadline))
+    if watchdog is not None:
+        watched(adapter, watchdog)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     session.headers["User-Agent"] = f"layerscan/{__version__}"
+    session.headers["Accept-Encoding"] = "identity"  # sizes are capped as sent: no compressed bombs
     session.trust_env = False  # no proxy/netrc surprises: the endpoint says everything
     return session
 
@@ -85,26 +94,28 @@ def _cert_failure(exc: BaseException) -> bool:
     return "certificate verify failed" in str(exc) or isinstance(exc, ssl.SSLCertVerificationError)
 
 
-def probe(host: str, verify: Any, insecure: bool, loopback: bool, policy: RetryPolicy) -> Endpoint:
+def probe(host: str, verify: Any, insecure: bool, loopback: bool, policy: RetryPolicy,
+          deadline: Deadline = NO_DEADLINE) -> Endpoint:
     """Which scheme and trust reach `host`: verified HTTPS; with --insecure-registry, unverified
     HTTPS or plain HTTP; plain HTTP also on a loopback address that does not speak TLS at all."""
-    session = session_for(policy)
+    session = session_for(policy, deadline)
+    ask = lambda url, trust: session.get(url, verify=trust, timeout=timeouts(deadline), stream=True).close()
     try:
         try:
-            session.get(f"https://{host}/v2/", verify=verify, timeout=TIMEOUT).close()
+            ask(f"https://{host}/v2/", verify)
             return Endpoint(host, "https", verify, retry=policy)
         except requests.exceptions.SSLError as exc:
             if _cert_failure(exc):
                 if not insecure:
                     raise transport_error(exc, host) from None
-                session.get(f"https://{host}/v2/", verify=False, timeout=TIMEOUT).close()
+                ask(f"https://{host}/v2/", False)
                 return Endpoint(host, "https", False, retry=policy)
             if not (insecure or loopback):
                 raise transport_error(exc, host) from None
         except requests.exceptions.ConnectionError as exc:
             if not (insecure or loopback) or "Connection refused" in str(exc):
                 raise transport_error(exc, host) from None
-        session.get(f"http://{host}/v2/", timeout=TIMEOUT).close()
+        ask(f"http://{host}/v2/", True)
         return Endpoint(host, "http", True, retry=policy)
     except requests.RequestException as exc:
         raise transport_error(exc, host) from None
@@ -112,10 +123,11 @@ def probe(host: str, verify: Any, insecure: bool, loopback: bool, policy: RetryP
         session.close()
 
 
-def _registry_errors(resp: requests.Response) -> set[str]:
+def _registry_errors(resp: requests.Response, deadline: Deadline, host: str) -> set[str]:
+    """The distribution error codes of an error answer, from at most its first `MAX_ERROR` bytes."""
     try:
-        doc = resp.json()
-    except ValueError:
+        doc = json.loads(read_body(resp, MAX_ERROR, "an error answer", deadline, host, truncate=True))
+    except (ValueError, RecursionError, *_DROPS):
         return set()
     errors = doc.get("errors") if isinstance(doc, dict) else None
     return {e.get("code") for e in errors if isinstance(e, dict)} if isinstance(errors, list) else set()
@@ -124,56 +136,77 @@ def _registry_errors(resp: requests.Response) -> set[str]:
 class RegistryClient:
     """GETs against one repository of one registry, logged in as the endpoint says."""
 
-    def __init__(self, endpoint: Endpoint, repository: str) -> None:
-        self.endpoint, self.repository = endpoint, repository
+    def __init__(self, endpoint: Endpoint, repository: str, deadline: Deadline = NO_DEADLINE) -> None:
+        self.endpoint, self.repository, self.deadline = endpoint, repository, deadline
         self.where = f"{endpoint.host}/{repository}"
-        self.session = session_for(endpoint.retry)
+        self.watchdog = Watchdog()
+        self.session = session_for(endpoint.retry, deadline, self.watchdog)
         creds = endpoint.credentials
         self._authorization: Optional[str] = (creds.authorization or None) if creds is not None else None
 
     def close(self) -> None:
+        self.watchdog.disarm()
         self.session.close()
 
     def url(self, path: str) -> str:
         return f"{self.endpoint.scheme}://{self.endpoint.host}/v2/{self.repository}/{path}"
 
-    def get(self, path: str, headers: Optional[dict] = None, stream: bool = False) -> requests.Response:
-        return self.request("GET", path, headers, stream=stream)
+    def get(self, path: str, headers: Optional[dict] = None, whole: bool = True) -> requests.Response:
+        return self.request("GET", path, headers, whole=whole)
 
     def request(self, method: str, path: str, headers: Optional[dict] = None, data: Optional[bytes] = None,
-                stream: bool = False) -> requests.Response:
+                whole: bool = True) -> requests.Response:
         """Any method (`scanner.attach` writes too); `path` under the repository, or a full URL
-        (an upload's Location). A 401 is answered with the token the challenge's scope names."""
-        resp = self._send(method, path, headers, data, stream)
+        (an upload's Location). A 401 is answered with the token the challenge's scope names.
+        A streamed answer: its body is read by the caller (`read_body`, bounded) or closed. The
+        watchdog ends it at its deadline: `bounded.REQUEST_SECONDS` or the run's, whichever is
+        first; a blob (`whole=False`) has only the run's once its headers are in."""
+        self.watchdog.arm(self.deadline.cap(bounded.REQUEST_SECONDS))
+        resp = self._send(method, path, headers, data)
         if resp.status_code == 401:
             sent = self._authorization
             self._authenticate(resp)
             resp.close()
             if self._authorization != sent:
-                resp = self._send(method, path, headers, data, stream)
+                resp = self._send(method, path, headers, data)
             if resp.status_code == 401:
                 resp.close()
                 raise self._denied()
+        if not whole:
+            self.watchdog.disarm()
+            if self.deadline.set:
+                self.watchdog.arm(self.deadline.left() or 0.0)
         return resp
 
-    def _send(self, method: str, path: str, headers: Optional[dict], data: Optional[bytes],
-              stream: bool) -> requests.Response:
+    def _send(self, method: str, path: str, headers: Optional[dict], data: Optional[bytes]) -> requests.Response:
         all_headers = dict(headers or {})
         if self._authorization:
             all_headers["Authorization"] = self._authorization
+        self.deadline.check(f"before asking {self.endpoint.host} for {path}")
         url = path if path.startswith(("http://", "https://")) else self.url(path)
         try:
-            return self.session.request(method, url, headers=all_headers, data=data, stream=stream,
-                                        verify=self.endpoint.verify, timeout=TIMEOUT, allow_redirects=method == "GET")
+            return self.session.request(method, url, headers=all_headers, data=data, stream=True,
+                                        verify=self.endpoint.verify, timeout=timeouts(self.deadline),
+                                        allow_redirects=method == "GET")
         except requests.RequestException as exc:
-            raise transport_error(exc, self.endpoint.host) from None
+            raise self.stopped(path) or transport_error(exc, self.endpoint.host) from None
+
+    def stopped(self, what: str) -> Optional[LayerscanError]:
+        """Why the watchdog ended a request, if it did: the run's deadline, or the request's own."""
+        if not self.watchdog.fired:
+            return None
+        if self.deadline.set and not self.deadline.left():
+            return self.deadline.error(f"while {self.endpoint.host} sent {what}")
+        return SourceError(f"{what}: {self.endpoint.host} took over {bounded.REQUEST_SECONDS:g} s to answer; gave up")
+
+    def scope(self) -> str:
+        return f"repository:{self.repository}:pull"
 
     def _authenticate(self, resp: requests.Response) -> None:
         challenge = parse_challenge(resp.headers.get("WWW-Authenticate", ""))
         creds = self.endpoint.credentials
         if challenge is not None and challenge.scheme == "bearer":
-            token = fetch_token(self.session, challenge, f"repository:{self.repository}:pull", creds,
-                                self.endpoint.verify, self.endpoint.host)
+            token = fetch_token(self.session, challenge, self.scope(), self.endpoint, self.deadline)
             self._authorization = "Bearer " + token
         elif challenge is not None and challenge.scheme == "basic" and creds is not None and creds.password:
             self._authorization = creds.basic()
@@ -186,26 +219,30 @@ class RegistryClient:
         return SourceError(f"{self.where}: authentication failed with the credentials from {creds.source} "
                            "(wrong username or password, or no access to this repository)")
 
-    def document(self, path: str, accept: str, what: str) -> tuple[bytes, requests.structures.CaseInsensitiveDict]:
-        """A small JSON document (manifest, index), read whole; a dropped connection is retried."""
+    def document(self, path: str, accept: str, what: str,
+                 cap: int = MAX_MANIFEST) -> tuple[bytes, requests.structures.CaseInsensitiveDict]:
+        """A small JSON document (manifest, index, config), read whole within `cap` bytes and the
+        deadlines; a dropped connection is retried."""
         for attempt in range(self.endpoint.retry.attempts):
-            resp = self.get(path, {"Accept": accept}, stream=True)
+            resp = self.get(path, {"Accept": accept})
             try:
                 if resp.status_code != 200:
                     raise self.status_error(resp, what)
-                body = _read_capped(resp, MAX_MANIFEST, what)
-                return body, resp.headers
+                return read_body(resp, cap, what, self.deadline, self.endpoint.host), resp.headers
             except _DROPS as exc:
+                stopped = self.stopped(what)
+                if stopped is not None:
+                    raise stopped from None
                 if attempt + 1 == self.endpoint.retry.attempts:
                     raise SourceError(f"{what}: connection to {self.endpoint.host} dropped "
                                       f"({exc.__class__.__name__})") from None
-                self.endpoint.retry.pause(attempt)
+                self.endpoint.retry.pause(attempt, self.deadline, f"{what} from {self.endpoint.host}")
             finally:
                 resp.close()
         raise AssertionError("unreachable")
 
     def status_error(self, resp: requests.Response, what: str) -> SourceError:
-        codes = _registry_errors(resp)
+        codes = _registry_errors(resp, self.deadline, self.endpoint.host)
         if resp.status_code == 404 or codes & {"MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN"}:
             if "NAME_UNKNOWN" in codes:
                 return SourceError(f"{what}: no such repository at {self.endpoint.host}")
@@ -215,16 +252,6 @@ class RegistryClient:
         if resp.status_code == 403 or "DENIED" in codes:
             return SourceError(f"{what}: access denied by {self.endpoint.host}")
         return SourceError(f"{what}: {self.endpoint.host} answered HTTP {resp.status_code}")
-
-
-def _read_capped(resp: requests.Response, cap: int, what: str) -> bytes:
-    chunks, total = [], 0
-    for chunk in resp.iter_content(1 << 16):
-        total += len(chunk)
-        if total > cap:
-            raise SourceError(f"{what}: larger than {cap >> 20} MiB: not a manifest")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def sha256_digest(data: bytes) -> str:
@@ -251,9 +278,14 @@ class RemoteReader(io.RawIOBase):
             if self._resp is None:
                 self._open()
             want = min(self._skip or len(buffer), 1 << 20)
-            try:
-                data = self._resp.raw.read(want, decode_content=False)
+            self.client.deadline.check(f"while {self.client.endpoint.host} sent {self.what}")
+            try:  # what one read of the socket gives: a registry that drips is timed between reads
+                data = self._resp.raw.read1(min(want, CHUNK * 16), decode_content=False)
             except _DROPS as exc:
+                stopped = self.client.stopped(self.what)
+                if stopped is not None:
+                    self._close_response()
+                    raise stopped from None
                 self._dropped(exc.__class__.__name__)
                 continue
             if not data:  # the response ended as it said it would: the blob is short, not cut
@@ -271,7 +303,7 @@ class RemoteReader(io.RawIOBase):
     def _open(self) -> None:
         self._connections += 1
         headers = {"Range": f"bytes={self.offset}-"} if self.offset else {}
-        resp = self.client.get(f"blobs/{self.digest}", headers, stream=True)
+        resp = self.client.get(f"blobs/{self.digest}", headers, whole=False)
         if resp.status_code == 206 and self.offset:
             start = re.match(r"bytes (\d+)-", resp.headers.get("Content-Range", ""))
             if not start or int(start.group(1)) != self.offset:
@@ -292,7 +324,7 @@ class RemoteReader(io.RawIOBase):
         if self._connections >= policy.attempts:
             raise SourceError(f"{self.what}: connection to {self.client.endpoint.host} dropped mid-blob "
                               f"{self._connections} times ({reason}); gave up at byte {self.offset} of {self.size}")
-        policy.pause(self._connections - 1)
+        policy.pause(self._connections - 1, self.client.deadline, f"{self.what} from {self.client.endpoint.host}")
 
     def _close_response(self) -> None:
         if self._resp is not None:
@@ -310,7 +342,7 @@ def open_remote(blob: Blob, what: str) -> Iterator[RemoteReader]:
     origin: BlobOrigin = blob.origin
     if not isinstance(origin, BlobOrigin) or blob.digest is None:
         raise SourceError(f"{what}: a registry blob without its registry or digest")
-    client = RegistryClient(origin.endpoint, origin.repository)
+    client = RegistryClient(origin.endpoint, origin.repository, origin.deadline)
     reader = RemoteReader(client, blob.digest, blob.size, what)
     try:
         yield reader

@@ -5,7 +5,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from scanner.limits import NO_DEADLINE, Deadline
+
 RETRY_STATUS = (429, 500, 502, 503, 504)
+MAX_RETRY_AFTER = 30.0  # seconds: a longer `Retry-After` is waited this long (and within --timeout)
 
 
 @dataclass(frozen=True)
@@ -13,15 +16,20 @@ class RetryPolicy:
     attempts: int = 4  # tries per request, and connections per blob (a dropped one resumes)
     backoff: float = 0.25  # seconds; doubles each try
 
-    def urllib3(self) -> Any:
-        from urllib3.util.retry import Retry
+    def urllib3(self, deadline: Deadline = NO_DEADLINE) -> Any:
+        from scanner.sources.bounded import BoundedRetry
 
-        return Retry(total=self.attempts - 1, other=0, backoff_factor=self.backoff, status_forcelist=RETRY_STATUS,
-                     allowed_methods=frozenset({"GET", "HEAD"}), respect_retry_after_header=True,
-                     raise_on_status=False, raise_on_redirect=False)
+        return BoundedRetry(total=self.attempts - 1, other=0, backoff_factor=self.backoff,
+                            status_forcelist=RETRY_STATUS, allowed_methods=frozenset({"GET", "HEAD"}),
+                            respect_retry_after_header=True, raise_on_status=False, raise_on_redirect=False,
+                            deadline=deadline)
 
-    def pause(self, attempt: int) -> None:
-        time.sleep(min(self.backoff * (2 ** attempt), 8.0))
+    def pause(self, attempt: int, deadline: Deadline = NO_DEADLINE, where: str = "") -> None:
+        """The backoff before another try; a backoff past the run's deadline ends the scan."""
+        wait = min(self.backoff * (2 ** attempt), 8.0)
+        if deadline.set and wait >= (deadline.left() or 0.0):
+            raise deadline.error(f"waiting to retry {where}".rstrip())
+        time.sleep(wait)
 
 
 @dataclass(frozen=True)

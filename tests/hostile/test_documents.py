@@ -148,12 +148,22 @@ def test_history_shorter_than_the_layers(tmp_path, scan):
     assert [layer.created_by for layer in outcome.result.images[0].layers] == [None, None]
 
 
-@pytest.mark.parametrize("history", [None, "not a list", [1, "x", None, {"empty_layer": "yes"}],
-                                     [{"created_by": 7, "created": ["x"]}], [{"created_by": "\ud800 lone"}]])
-def test_history_of_the_wrong_shape_is_ignored_not_fatal(tmp_path, scan, history):
+@pytest.mark.parametrize("history", [None, [{"created_by": "\ud800 lone"}]])
+def test_history_missing_or_odd_text_is_read(tmp_path, scan, history):
     path, _ = image(tmp_path)
     kit.rewrite_oci(path, change_config=lambda config: json.dumps({**config, "history": history}).encode())
     assert scan(path).findings == (FOUND,)
+
+
+@pytest.mark.parametrize("history,field", [
+    ("not a list", "history: expected a list of objects, got a string"),
+    ([1, "x", None, {"empty_layer": "yes"}], "history[0]: expected an object, got a number"),
+    ([{"created_by": 7, "created": ["x"]}], "history[0].created: expected a string, got a list")])
+def test_history_of_the_wrong_shape_is_one_error(tmp_path, scan, history, field):
+    """History is scanned for secrets: a history the scan cannot read is no clean result."""
+    path, _ = image(tmp_path)
+    kit.rewrite_oci(path, change_config=lambda config: json.dumps({**config, "history": history}).encode())
+    assert scan(path).error.endswith(f": config: {field}")
 
 
 # --- JSON nested 100,000 deep ---------------------------------------------------------------------
@@ -186,9 +196,9 @@ def test_top_document_nested_100000_deep(tmp_path, scan, kind, member):
 
 def test_json_65_deep_in_a_label_is_refused_64_is_read(tmp_path, scan):
     path, _ = image(tmp_path)
-    kit.rewrite_oci(path, change_config=lambda c: c["config"].update(Labels={"k": json.loads("[" * 60 + "]" * 60)}))
+    kit.rewrite_oci(path, change_config=lambda c: c["config"].update(Custom={"k": json.loads("[" * 60 + "]" * 60)}))
     assert scan(path).findings == (FOUND,)
-    kit.rewrite_oci(path, change_config=lambda c: c["config"].update(Labels={"k": json.loads("[" * 62 + "]" * 62)}))
+    kit.rewrite_oci(path, change_config=lambda c: c["config"].update(Custom={"k": json.loads("[" * 62 + "]" * 62)}))
     assert scan(path).error.endswith(": JSON nested deeper than 64 levels")
 
 

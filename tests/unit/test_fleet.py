@@ -104,10 +104,10 @@ def test_an_unreachable_postgres_cache_names_it_without_the_password():
 
 
 def test_the_dask_task_takes_the_time_left_not_the_clients_clock():
-    from scanner.dask_runner import _remaining
-    from scanner.limits import Limits
-    import time
+    from scanner.limits import Deadline, Limits
 
-    assert _remaining(Limits()) is None
-    left, timeout = _remaining(Limits().until(time.monotonic() + 30, 30.0))
+    assert Limits().deadline.portable() is None
+    left, timeout = Limits().until(Deadline.start(30.0)).deadline.portable()
     assert 29 < left <= 30 and timeout == 30.0
+    resumed = Deadline.resumed((10.0, 30.0))
+    assert 9 < resumed.left() <= 10 and resumed.timeout == 30.0

@@ -214,7 +214,8 @@ def test_oci_index_without_the_wanted_platform(tmp_path, kind):
     with pytest.raises(SourceError) as err:
         list(open_source(str(path), "linux/s390x").images())
     assert str(err.value) == ("no image for platform linux/s390x "
-                              "(available: linux/amd64, linux/arm/v7, linux/arm64/v8); use --platform")
+                              "(available: linux/amd64, linux/arm/v7, linux/arm64/v8): "
+                              "pick one with --platform os/arch[/variant], or --platform all")
 
 
 @pytest.mark.parametrize("kind", ["docker-legacy", "docker-oci", "crane"])
@@ -234,4 +235,5 @@ def test_docker_archive_without_the_wanted_platform(tmp_path, kind):
     path, _ = write_image(tmp_path, platform_image("amd64", tags=["unit/a:1"]), kind, "gzip")
     with pytest.raises(SourceError) as err:
         list(open_source(str(path), "linux/arm64").images())
-    assert str(err.value) == "no image for platform linux/arm64 (available: linux/amd64); use --platform"
+    assert str(err.value) == ("no image for platform linux/arm64 (available: linux/amd64): "
+                              "pick one with --platform os/arch[/variant], or --platform all")

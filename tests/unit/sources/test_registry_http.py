@@ -44,6 +44,9 @@ class Fake:
     auth: Optional[str] = None  # None, "basic" or "bearer"
     password: str = "right"
     log: list = field(default_factory=list)
+    retry_after: str = "0"  # the Retry-After of the `fail` answers
+    realm: Optional[str] = None  # the Bearer realm (default: this server's /token)
+    routes: dict = field(default_factory=dict)  # path prefix -> handler(request): misbehaviour on demand
 
 
 def serve(fake: Fake):
@@ -52,14 +55,17 @@ def serve(fake: Fake):
 
         def do_GET(self) -> None:  # noqa: N802
             fake.log.append((self.path, self.headers.get("Range"), self.headers.get("Authorization")))
+            route = next((fn for prefix, fn in fake.routes.items() if self.path.startswith(prefix)), None)
+            if route is not None:
+                return route(self)
             if self.path.startswith("/token"):
                 return self._token()
             if fake.fail:
                 status = fake.fail.pop(0)
-                return self._send(status, b"{}", {"Retry-After": "0"})
+                return self._send(status, b"{}", {"Retry-After": fake.retry_after})
             if fake.auth and not self._authorized():
-                challenge = ('Basic realm="fake"' if fake.auth == "basic" else
-                             f'Bearer realm="http://{self.headers["Host"]}/token",service="fake"')
+                realm = fake.realm or f"http://{self.headers['Host']}/token"
+                challenge = 'Basic realm="fake"' if fake.auth == "basic" else f'Bearer realm="{realm}",service="fake"'
                 return self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {"WWW-Authenticate": challenge})
             parts = self.path.split("/")
             if self.path == "/v2/":
