@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 from dataclasses import dataclass, replace
 from typing import BinaryIO, Callable, Iterable, Optional, Protocol, Sequence
 

@@ -109,7 +109,7 @@ def _raw(blob: Blob, what: str) -> Iterator[BinaryIO]:
     if blob.kind is BlobKind.MEMORY:
         yield io.BytesIO((blob.data or b"")[blob.offset:blob.offset + blob.size])
     elif blob.kind is BlobKind.REGISTRY:
-        from scanner.sources.registry_http import open_remote  # the HTTP client only where needed
+        from scanner.sources.registry_blob import open_remote  # the HTTP client only where needed
 
         with open_remote(blob, what) as f:
             yield f

@@ -1,5 +1,5 @@
 """The HTTP side of the distribution spec: one repository's manifests and blobs, with auth,
-verified TLS, retries and resumable blob reads. Small on purpose: `requests` and urllib3's
+verified TLS and retries (blob reads: `registry_blob`). Small on purpose: `requests` and urllib3's
 `Retry` do the transport; what is here is the spec's token dance and the error messages.
 
 Everything a worker process needs to open a blob is in a picklable `BlobOrigin`; each process
@@ -7,27 +7,24 @@ makes its own connections and tokens from it.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import http.client
-import io
 import json
 import re
 import ssl
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
 from scanner import __version__
-from scanner.limits import NO_DEADLINE, Deadline
-from scanner.models import Blob
-from scanner.sources.auth import Credentials, fetch_token, parse_challenge
 from scanner.errors import LayerscanError
+from scanner.limits import NO_DEADLINE, Deadline
 from scanner.sources import bounded
-from scanner.sources.bounded import CHUNK, MAX_ERROR, MAX_MANIFEST, Watchdog, read_body, timeouts, watched
+from scanner.sources.auth import Credentials, fetch_token, parse_challenge
+from scanner.sources.bounded import MAX_ERROR, MAX_MANIFEST, Watchdog, read_body, timeouts, watched
 from scanner.sources.interface import SourceError
 from scanner.sources.remote import RetryPolicy
 
@@ -256,96 +253,3 @@ class RegistryClient:
 
 def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-class RemoteReader(io.RawIOBase):
-    """A blob's bytes from the registry. A connection dropped mid-blob is reopened with a
-    `Range` request from where it stopped (or re-read and skipped, if the registry ignores
-    Range), up to the retry policy's attempts; the caller hashes what it gets."""
-
-    def __init__(self, client: RegistryClient, digest: str, size: int, what: str) -> None:
-        self.client, self.digest, self.size, self.what = client, digest, size, what
-        self.offset = 0
-        self._resp: Optional[requests.Response] = None
-        self._skip = 0
-        self._connections = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        while self.offset < self.size:
-            if self._resp is None:
-                self._open()
-            want = min(self._skip or len(buffer), 1 << 20)
-            self.client.deadline.check(f"while {self.client.endpoint.host} sent {self.what}")
-            try:  # what one read of the socket gives: a registry that drips is timed between reads
-                data = self._resp.raw.read1(min(want, CHUNK * 16), decode_content=False)
-            except _DROPS as exc:
-                stopped = self.client.stopped(self.what)
-                if stopped is not None:
-                    self._close_response()
-                    raise stopped from None
-                self._dropped(exc.__class__.__name__)
-                continue
-            if not data:  # the response ended as it said it would: the blob is short, not cut
-                self._close_response()
-                raise SourceError(f"{self.what}: the registry sent {self.offset} bytes, the manifest says {self.size}")
-            if self._skip:  # the registry ignored Range: drop what was already read
-                self._skip -= len(data)
-                continue
-            n = len(data)
-            buffer[:n] = data
-            self.offset += n
-            return n
-        return 0
-
-    def _open(self) -> None:
-        self._connections += 1
-        headers = {"Range": f"bytes={self.offset}-"} if self.offset else {}
-        resp = self.client.get(f"blobs/{self.digest}", headers, whole=False)
-        if resp.status_code == 206 and self.offset:
-            start = re.match(r"bytes (\d+)-", resp.headers.get("Content-Range", ""))
-            if not start or int(start.group(1)) != self.offset:
-                resp.close()
-                raise SourceError(f"{self.what}: the registry resumed the blob at the wrong offset")
-            self._skip = 0
-        elif resp.status_code == 200:
-            self._skip = self.offset
-        else:
-            error = self.client.status_error(resp, self.what)
-            resp.close()
-            raise error
-        self._resp = resp
-
-    def _dropped(self, reason: str) -> None:
-        self._close_response()
-        policy = self.client.endpoint.retry
-        if self._connections >= policy.attempts:
-            raise SourceError(f"{self.what}: connection to {self.client.endpoint.host} dropped mid-blob "
-                              f"{self._connections} times ({reason}); gave up at byte {self.offset} of {self.size}")
-        policy.pause(self._connections - 1, self.client.deadline, f"{self.what} from {self.client.endpoint.host}")
-
-    def _close_response(self) -> None:
-        if self._resp is not None:
-            self._resp.close()
-            self._resp = None
-
-    def close(self) -> None:
-        self._close_response()
-        super().close()
-
-
-@contextlib.contextmanager
-def open_remote(blob: Blob, what: str) -> Iterator[RemoteReader]:
-    """A registry blob as a stream: the caller (`blobs.open_blob`) checks length and digest."""
-    origin: BlobOrigin = blob.origin
-    if not isinstance(origin, BlobOrigin) or blob.digest is None:
-        raise SourceError(f"{what}: a registry blob without its registry or digest")
-    client = RegistryClient(origin.endpoint, origin.repository, origin.deadline)
-    reader = RemoteReader(client, blob.digest, blob.size, what)
-    try:
-        yield reader
-    finally:
-        reader.close()
-        client.close()
