@@ -46,8 +46,11 @@ def scan(python: str, tarball: Path, timeout: float) -> tuple[dict, float]:
                 "--fail-on", "never", "-o", str(out), str(tarball)]
         began = time.monotonic()
         # cwd: an empty dir, so the interpreter's installed layerscan runs and no ./.layerscan.yaml
-        done = subprocess.run(argv, cwd=tmp, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        try:
+            done = subprocess.run(argv, cwd=tmp, capture_output=True, text=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise SystemExit(f"realworld: scanning {tarball.name} took over {timeout:.0f} s") from None
         seconds = time.monotonic() - began
         if done.returncode not in (0, 1) or not out.exists():
             raise SystemExit(f"realworld: scanning {tarball.name} failed ({done.returncode}): "
