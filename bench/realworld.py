@@ -74,7 +74,9 @@ def where(finding: dict) -> str:
     for marker, eco in (("/site-packages/", "pypi"), ("/dist-packages/", "pypi"), ("/node_modules/", "npm")):
         if marker in path:
             rest = path.rsplit(marker, 1)[1].split("/")
-            name = "/".join(rest[:2]) if rest[0].startswith("@") and len(rest) > 1 else rest[0]
+            # a scoped npm package is two levels; ansible's collections are one package per NS/NAME
+            depth = 2 if rest[0].startswith("@") else 3 if rest[0] == "ansible_collections" else 1
+            name = "/".join(rest[:depth]) if len(rest) > depth else rest[0]
             return f"{eco}:{name.removesuffix('.py')}" if len(rest) > 1 or eco == "pypi" else f"{eco}:(top level)"
     if finding.get("layer") is None:
         return f"config:{path}"

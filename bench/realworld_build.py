@@ -194,6 +194,7 @@ class Builder:
         if shutil.which("debootstrap") is None:
             raise SystemExit("realworld: debootstrap is not installed (scripts/install-deps.sh)")
         log(f"debootstrap {SUITE} ({INCLUDE})")
+        self.cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="rootfs-", dir=self.cache) as tmp:
             root = Path(tmp) / "root"
             _run(["debootstrap", "--variant=minbase", f"--include={INCLUDE}", SUITE, str(root), MIRROR],
