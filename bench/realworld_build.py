@@ -123,9 +123,10 @@ class Builder:
             self.build_seconds[spec.name] = time.monotonic() - began
         if self.publish is not None:
             self.publish.mkdir(parents=True, exist_ok=True)
-            link = self.publish / f"{spec.name}.tar"
+            link = self.publish / f".{spec.name}.tar.new"  # replaced atomically: never missing
             link.unlink(missing_ok=True)
             link.symlink_to(path)
+            link.replace(self.publish / f"{spec.name}.tar")
         return path
 
     # --- building ----------------------------------------------------------------------
