@@ -1,38 +1,35 @@
-"""One hardened way to stream a tar (a layer, or a tar inside a layer): tarfile trusts its input.
+"""One hardened way to stream a tar (a layer, or a tar inside a layer), read as Go's
+`archive/tar` reads it: containerd, moby and umoci apply layers with it, so what it reads is what a
+container holds. The header fields: `tarheaders`; here, Go's `Reader.Next` over a stream:
 
-What a hostile tar does to a plain `tarfile.open(mode="r|")`, and what it does here instead:
-
-- a garbled or cut header past the first ends the stream quietly: everything after it would pass
-  for clean. Here: an error (a zero block still ends the tar).
-- chains of PAX headers or GNU long names are parsed by recursion: a few thousand in a row overflow
-  the stack. Here: at most `MAX_CHAIN` in a row (`tarheaders`, as the bounds below).
-- an extended header (PAX, GNU long name/link) is read whole, whatever size it declares. Here: at
-  most `MAX_SPECIAL` bytes, as Go's archive/tar (what dockerd and containerd read layers with).
-- malformed GNU sparse records raise ValueError or IndexError. Here: a header error.
-- a size in base-256 (up to 2**95) is skipped with `_Stream.seek`, which loops once per buffer
-  even past the end of the data: a hang. Here: the skip reads, and stops at the end of the data.
-- a sparse member reads with its holes: a few bytes stored can read as terabytes of zeros. Here:
-  its stored data segments only (holes are zeros: nothing to find in them).
-- every header is kept in `TarFile.members`: memory grows with the entry count. Here: dropped.
-- bytes after the end-of-archive marker are not part of the filesystem; `trailing` counts them.
+- extended headers apply in Go's order: a PAX header (`x`) to the next entry, a GNU long name or
+  link (`L`, `K`) over any PAX `path`/`linkpath`, a `GNU.sparse.name` over both; a PAX global
+  header (`g`) is an entry of its own (type `g`, size 0) that applies to no file;
+- the end: no bytes where a header starts, or two zero blocks (one zero block then a header is an
+  error, as in Go); a cut header or cut data is an error; bytes after the end are `trailing`;
+- a type without data (links, devices, directories, fifos) has none whatever its size says;
+- sparse files: their stored data segments back to back (holes are zeros), and a map that does not
+  match the data is an error (Go's reader fails on it when the file is read);
+- bounds Go does not have: at most `MAX_CHAIN` extended headers in a row, `MAX_SPARSE` segments.
+  A PAX header over `MAX_SPECIAL` (1 MiB, where Go stops with an error) is read a record at a time
+  up to `MAX_PAX`: a record that sets a field Go acts on is an error, any other too big to hold
+  (an 8 MiB `comment`) is skipped and listed in the entry's `skipped`;
+- every header is dropped once yielded: memory does not grow with the entry count.
 
 Every problem is a `tarfile.ReadError` with a reason: the caller's "corrupt tar" error.
-
-Headers are parsed by `tarfile.TarInfo`'s own methods (through `SafeTarInfo`, which also does the
-common cases with fewer calls), but over `TarStream`, a lean forward-only reader, instead of
-`TarFile` and its `_Stream`: the per-member cost of the walk was mostly theirs. What `TarStream`
-lists is what `tarfile.open(mode="r|")` lists, header by header and error by error
-(`tests/unit/layers/test_tarstream.py`).
 """
 from __future__ import annotations
 
 import tarfile
 from typing import BinaryIO, Iterator, Optional
 
-from scanner.layers.tarheaders import SafeTarInfo
+from scanner.layers.tarheaders import (BLOCK, HEADER_ONLY, LONGLINK, LONGNAME, MAX_CHAIN, MAX_SPECIAL, XGL, XHD,
+                                       Header, TarHeaderError, cstring, merge_pax, parse_block, parse_pax, text)
+from scanner.layers.tarpax import huge_pax, sparse_entry
 from scanner.sources.blobs import RawReader
 
 READ = 1 << 20
+ZERO = bytes(BLOCK)
 
 
 class _Buffered:
@@ -40,8 +37,8 @@ class _Buffered:
     header parsing of `tarfile.TarInfo` needs of `TarFile.fileobj`. Small reads are slices of the
     current chunk; a large read with nothing buffered goes straight to the stream."""
 
-    def __init__(self, raw: BinaryIO, chunk: int) -> None:
-        self._raw, self._chunk = raw, chunk
+    def __init__(self, raw: BinaryIO, chunk: int, seek: bool = False) -> None:
+        self._raw, self._chunk, self._seek = raw, chunk, seek  # seek: skips seek (a file on disk)
         self._buf, self._pos, self._start = b"", 0, 0  # _start: stream offset of _buf[0]
 
     def tell(self) -> int:
@@ -78,6 +75,13 @@ class _Buffered:
 
     def skip(self, n: int) -> bool:
         """Read past `n` bytes; False if the stream ended first."""
+        if self._seek and n > len(self._buf) - self._pos:
+            n -= len(self._buf) - self._pos
+            at = self._start + len(self._buf)
+            end = self._raw.seek(0, 2)
+            self._buf, self._pos, self._start = b"", 0, min(at + n, end)
+            self._raw.seek(self._start)
+            return at + n <= end
         while n > 0:
             data = self.read(min(n, READ))
             if not data:
@@ -87,17 +91,13 @@ class _Buffered:
 
 
 class TarStream:
-    """A tar read once from a stream, one header at a time: `tarfile.TarInfo`'s own header
-    parsing (through `SafeTarInfo`) over a lean reader, instead of `tarfile.open(mode="r|")`,
-    whose stream copies what is left of its buffer on every read and whose members go through
-    two more reader objects each. Only what the header parsing uses of a `TarFile` is here."""
+    """A tar read once from a stream, one entry at a time, as Go's `tar.Reader.Next`."""
 
-    def __init__(self, fileobj: BinaryIO, bufsize: int = READ) -> None:
-        self.fileobj = _Buffered(fileobj, bufsize)
-        self.encoding, self.errors = tarfile.ENCODING, "surrogateescape"
-        self.pax_headers: dict = {}  # global PAX headers: they apply to every member after them
-        self.offset = 0  # where the next header starts
-        self._layerscan_chain = 0
+    def __init__(self, fileobj: BinaryIO, bufsize: int = READ, seek: bool = False) -> None:
+        self.fileobj = _Buffered(fileobj, bufsize, seek)
+        self.marked = False  # ended by the end-of-archive marker (two zero blocks), not by the stream
+        self.offset = 0  # where the current entry's data ends (its padding follows)
+        self._block = ZERO  # the last header block read
         self.ended = False
 
     def __enter__(self) -> "TarStream":
@@ -106,26 +106,122 @@ class TarStream:
     def __exit__(self, *exc) -> None:
         return None
 
-    def next(self) -> Optional[tarfile.TarInfo]:
-        """The next member's header, None at the end; errors as `tarfile.TarFile.next` raises them."""
+    def next(self) -> Optional[Header]:
+        """The next entry, None at the end."""
         if self.ended:
             return None
-        if self.fileobj.tell() < self.offset and not self.fileobj.skip(self.offset - self.fileobj.tell()):
+        src = self.fileobj
+        if src.tell() < self.offset and not src.skip(self.offset - src.tell()):
             raise tarfile.ReadError("unexpected end of data")
-        try:
-            return SafeTarInfo.fromtarfile(self)  # type: ignore[arg-type]
-        except tarfile.EOFHeaderError:  # type: ignore[attr-defined]
-            pass
-        except tarfile.EmptyHeaderError:  # type: ignore[attr-defined]
-            if self.offset == 0:
-                raise tarfile.ReadError("empty file") from None
-        except (tarfile.InvalidHeaderError, tarfile.TruncatedHeaderError) as exc:  # type: ignore[attr-defined]
-            if self.offset == 0:
-                raise tarfile.ReadError(str(exc)) from None
-        except tarfile.SubsequentHeaderError as exc:  # type: ignore[attr-defined]
-            raise tarfile.ReadError(str(exc)) from None
+        if self.offset % BLOCK and not src.skip(-self.offset % BLOCK):
+            return self._end()  # Go: padding cut short is the end
+        pax: Optional[dict[str, str]] = None
+        skipped: tuple[str, ...] = ()
+        long_name = long_link = None
+        for _ in range(MAX_CHAIN + 1):
+            h = self._header()
+            if h is None:
+                return self._end()
+            if h.type in (XHD, XGL):
+                pax, skipped = self._pax(h)
+                if h.type == XGL:  # an entry of its own, that applies to no file
+                    g = Header(h.name, XGL)
+                    g.offset, g.offset_data, g.pax_headers, g.skipped = h.offset, src.tell(), pax, skipped
+                    self.offset = src.tell()
+                    return g
+            elif h.type in (LONGNAME, LONGLINK):
+                if h.size > MAX_SPECIAL:
+                    raise tarfile.ReadError(f"GNU long name of {h.size} bytes at byte {h.offset} (over "
+                                            f"{MAX_SPECIAL}, which Go's archive/tar refuses too)")
+                value = text(cstring(self._data(h.size)))
+                if h.type == LONGNAME:
+                    long_name = value
+                else:
+                    long_link = value
+            else:
+                return self._entry(h, pax or {}, skipped, long_name, long_link)
+        raise tarfile.ReadError(f"over {MAX_CHAIN} extended headers in a row at byte {h.offset}")
+
+    def _end(self) -> None:
         self.ended = True
         return None
+
+    def _header(self) -> Optional[Header]:
+        """The next header block parsed; None at the end (no bytes, or two zero blocks)."""
+        src = self.fileobj
+        at = src.tell()
+        buf = src.read(BLOCK)
+        if not buf:
+            return None
+        if len(buf) < BLOCK:
+            raise tarfile.ReadError(f"unexpected end of data in the header at byte {at}")
+        if buf == ZERO:
+            second = src.read(BLOCK)
+            if not second or second == ZERO:
+                self.marked = True
+                return None
+            if len(second) < BLOCK:
+                raise tarfile.ReadError(f"unexpected end of data in the header at byte {at + BLOCK}")
+            raise tarfile.ReadError(f"a header after a zero block at byte {at + BLOCK} (Go's archive/tar "
+                                    "stops with an error there)")
+        try:
+            h = parse_block(buf)
+        except TarHeaderError as exc:
+            raise tarfile.ReadError(f"{exc} at byte {at}") from None
+        h.offset, self._block = at, buf
+        if h.size < 0 and h.type not in HEADER_ONLY:
+            raise tarfile.ReadError(f"negative size in the header at byte {at}")
+        return h
+
+    def _data(self, n: int) -> bytes:
+        data = self.fileobj.read(n)
+        if len(data) < n:
+            raise tarfile.ReadError("unexpected end of data")
+        self._pad(n)
+        return data
+
+    def _pad(self, n: int) -> None:
+        if n % BLOCK:
+            self.fileobj.skip(-n % BLOCK)
+
+    def _pax(self, h: Header) -> tuple[dict[str, str], tuple[str, ...]]:
+        try:
+            if h.size <= MAX_SPECIAL:
+                return parse_pax(self._data(h.size)), ()
+            found = huge_pax(self.fileobj, h.size)
+            self._pad(h.size)
+            return found
+        except TarHeaderError as exc:
+            raise tarfile.ReadError(f"{exc} in the extended header at byte {h.offset}") from None
+
+    def _entry(self, h: Header, pax: dict[str, str], skipped: tuple[str, ...], long_name: Optional[str],
+               long_link: Optional[str]) -> Header:
+        """Go's default case of `next`: the records merged, the long names over them, the sparse map."""
+        src = self.fileobj
+        try:
+            merge_pax(h, pax)
+            if long_name is not None and long_name:
+                h.name = long_name
+            if long_link is not None and long_link:
+                h.linkname = long_link
+            if h.type == b"\0":
+                h.type = b"5" if h.name.endswith("/") else b"0"
+            h.skipped = skipped
+            h.stored = 0 if h.type in HEADER_ONLY else h.size
+            if h.stored < 0:
+                raise TarHeaderError("negative size")
+            sparse_entry(h, self._block, self._blocks)
+        except TarHeaderError as exc:
+            raise tarfile.ReadError(f"{exc} in the entry at byte {h.offset}") from None
+        h.offset_data = src.tell()
+        self.offset = h.offset_data + h.stored
+        return h
+
+    def _blocks(self) -> bytes:
+        buf = self.fileobj.read(BLOCK)
+        if len(buf) < BLOCK:
+            raise TarHeaderError("unexpected end of data in a sparse map")
+        return buf
 
 
 class _Member(RawReader):
@@ -146,11 +242,11 @@ class _Member(RawReader):
         return data
 
 
-def open_tar(fileobj, bufsize: int = 64 << 10) -> TarStream:
-    return TarStream(fileobj, bufsize)
+def open_tar(fileobj, bufsize: int = 64 << 10, seek: bool = False) -> TarStream:
+    return TarStream(fileobj, bufsize, seek)
 
 
-def members(tf: TarStream) -> Iterator[tarfile.TarInfo]:
+def members(tf: TarStream) -> Iterator[Header]:
     """Every header of a tar opened by `open_tar`, in order, none kept after it is yielded."""
     while True:
         info = tf.next()
@@ -159,16 +255,12 @@ def members(tf: TarStream) -> Iterator[tarfile.TarInfo]:
         yield info
 
 
-def open_member(tf: TarStream, info: tarfile.TarInfo) -> tuple[Optional[BinaryIO], int]:
+def open_member(tf: TarStream, info: Header) -> tuple[BinaryIO, int]:
     """A reader of a regular member's stored bytes and their count. A sparse member gives its data
-    segments back to back, never its holes; a lying map is cut at the bytes the member stores."""
-    if tf.fileobj.tell() != info.offset_data:  # type: ignore[attr-defined]
+    segments back to back, never its holes (zeros: nothing to find in them)."""
+    if tf.fileobj.tell() != info.offset_data:
         raise tarfile.ReadError("member opened out of order")
-    if info.sparse is None:
-        return _Member(tf.fileobj, info.size), info.size  # type: ignore[return-value]
-    stored = tf.offset - info.offset_data  # type: ignore[attr-defined]
-    size = min(sum(n for _, n in info.sparse), stored)
-    return _Member(tf.fileobj, size), size  # type: ignore[return-value]
+    return _Member(tf.fileobj, info.stored), info.stored  # type: ignore[return-value]
 
 
 def trailing(tf: TarStream) -> int:

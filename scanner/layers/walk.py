@@ -18,7 +18,8 @@ from scanner.layers.digests import HashingRead, held_digests
 from scanner.layers.feed import PULL, read_whole
 from scanner.layers.nested import FileScanner
 from scanner.layers.share import DECLINED, Outbox, Pending, Share, Ticket
-from scanner.layers.tarstream import members, open_member, open_tar, trailing
+from scanner.layers.tarheaders import XGL, Header
+from scanner.layers.tarstream import TarStream, members, open_member, open_tar, trailing
 from scanner.limits import Limits
 from scanner.models import FileMeta, Hit, Layer, LayerScan, PackageDb, Skipped
 from scanner.pathevents import EntryKind, PathEvents
@@ -62,7 +63,7 @@ _KIND_OF_TYPE = {tarfile.DIRTYPE: EntryKind.DIR, tarfile.SYMTYPE: EntryKind.SYML
                  **{t: EntryKind.FILE for t in tarfile.REGULAR_TYPES}}
 
 
-def classify(info: tarfile.TarInfo) -> tuple[str, EntryKind]:
+def classify(info: Header) -> tuple[str, EntryKind]:
     path = norm_path(info.name)
     if WHITEOUT in path:  # else no whiteout (nearly every entry)
         base = posixpath.basename(path)
@@ -73,7 +74,7 @@ def classify(info: tarfile.TarInfo) -> tuple[str, EntryKind]:
     return path, _KIND_OF_TYPE.get(info.type, EntryKind.OTHER)
 
 
-def file_meta(info: tarfile.TarInfo, sha256: Optional[str], md5: Optional[str] = None,
+def file_meta(info: Header, sha256: Optional[str], md5: Optional[str] = None,
               sha1: Optional[str] = None) -> FileMeta:
     mtime = float(info.mtime)  # a PAX mtime may say 1e400 or nan: JSON has no such numbers
     return FileMeta(mode=info.mode, uid=info.uid, gid=info.gid, size=info.size,
@@ -107,7 +108,12 @@ class _Walk:
         self.outbox = Outbox(share, self.file_scanner) if share is not None else None
         self.pending = Pending(self.outbox, self._settle) if self.outbox is not None else None
 
-    def entry(self, tf: tarfile.TarFile, info: tarfile.TarInfo, ordinal: int) -> None:
+    def entry(self, tf: TarStream, info: Header, ordinal: int) -> None:
+        if info.skipped:
+            self._then(self.skipped.extend, [Skipped(norm_path(info.name), f"PAX record {s} too big to read: "
+                                                     "not scanned", self.layer.index) for s in info.skipped])
+        if info.type == XGL:  # a PAX global header: an entry that applies to no file (Go, moby)
+            return
         path, kind = classify(info)
         if path == "/" and kind is EntryKind.DIR:
             return
@@ -146,9 +152,9 @@ class _Walk:
                 return
             self.regular.add(path)
             self._then(self._hardlink, path, target, ordinal)
-        elif info.type not in tarfile.SUPPORTED_TYPES and info.size:  # Docker refuses to apply it
+        elif info.type not in tarfile.SUPPORTED_TYPES and info.stored:  # Docker refuses to apply it
             self._then(self.skipped.append, Skipped(
-                path, f"tar entry of unknown type {info.type.decode('latin-1')!r}: its {info.size} bytes not scanned",
+                path, f"tar entry of unknown type {info.type.decode('latin-1')!r}: its {info.stored} bytes not scanned",
                 self.layer.index))
 
     def _then(self, outcome: Callable[..., None], *args) -> None:
@@ -191,13 +197,13 @@ class _Walk:
             self.packages.append(db)
         return data
 
-    def _scan_file(self, f, info: tarfile.TarInfo, path: str, ordinal: int,
+    def _scan_file(self, f, info: Header, path: str, ordinal: int,
                    size: Optional[int] = None) -> tuple[list[Hit], list[Skipped]]:
         size = info.size if size is None else size  # a sparse file: the bytes it stores
         hits, skipped, digests = _scan_hashed(self.file_scanner, f, size, path, ordinal, self.tick)
         return _provenance(hits, info, digests), skipped
 
-    def _scan_data(self, data: bytes, info: tarfile.TarInfo, path: str, ordinal: int) -> tuple[list[Hit], list[Skipped]]:
+    def _scan_data(self, data: bytes, info: Header, path: str, ordinal: int) -> tuple[list[Hit], list[Skipped]]:
         """`_scan_file` of a file already read whole."""
         hits, skipped, digests = _scan_bytes(self.file_scanner, data, path, ordinal, self.tick)
         return _provenance(hits, info, digests), skipped
@@ -243,7 +249,7 @@ def _scan_bytes(files: FileScanner, data: bytes, path: str, ordinal: int, tick: 
     return hits, skipped, held_digests(data) if hits else None
 
 
-def _provenance(hits: list[Hit], info: tarfile.TarInfo, digests: Optional[tuple]) -> list[Hit]:
+def _provenance(hits: list[Hit], info: Header, digests: Optional[tuple]) -> list[Hit]:
     """The hits of one file, each with the file's tar header and digests."""
     if not hits:
         return hits
@@ -329,8 +335,8 @@ def scan_document(layer: Layer, content: ContentScanner, progress: Optional[Prog
     path names its digest. Its diff_id is its digest: there is nothing to decompress."""
     walk = _Walk(layer, content, limits)
     path = document_path(layer.blob.digest)
-    info = tarfile.TarInfo(path.lstrip("/"))
-    info.size, info.mode = layer.blob.size, 0o644
+    info = Header(path.lstrip("/"), size=layer.blob.size)
+    info.mode = 0o644
     with open_blob(layer.blob, f"layer {layer.index} ({(layer.digest or '?')[:19]})") as raw:
         walk.events.add(path, EntryKind.FILE, 0)
         walk.files = 1

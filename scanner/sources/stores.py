@@ -12,7 +12,8 @@ import posixpath
 import tarfile
 from typing import Any, Optional
 
-from scanner.layers.tarheaders import LenientTarInfo
+from scanner.layers.tarheaders import Header
+from scanner.layers.tarstream import members, open_tar
 from scanner.models import Blob
 from scanner.sources.blobs import read_blob
 from scanner.sources.interface import SourceError
@@ -79,25 +80,27 @@ class TarStore(Store):
 
     def __init__(self, path: str) -> None:
         self.location = path
-        self._members: dict[str, tarfile.TarInfo] = {}
+        self._members: dict[str, Header] = {}
+        info: Optional[Header] = None
         try:
-            with tarfile.open(path, mode="r:", tarinfo=LenientTarInfo) as tf:
-                for info in tf:
+            with open(path, "rb") as f:
+                tf = open_tar(f, seek=True)
+                for count, info in enumerate(members(tf)):
                     self._members[_clean(info.name)] = info
-                    if len(tf.members) > MAX_ARCHIVE_MEMBERS:
+                    if count >= MAX_ARCHIVE_MEMBERS:
                         raise SourceError(f"{path}: over {MAX_ARCHIVE_MEMBERS} members: not an image archive")
-                end = tf.offset
         except tarfile.ReadError as exc:
-            if str(exc) == "unexpected end of data" and self._members:
+            if str(exc).startswith("unexpected end of data") and self._members and info is not None:
                 raise SourceError(f"{path}: truncated archive (it ends inside {info.name})") from None
             raise SourceError(f"{path}: not a readable image archive ({_tar_reason(exc, path)})") from None
         except (EOFError, OSError) as exc:
             raise SourceError(f"{path}: truncated or unreadable archive ({exc.__class__.__name__})") from None
         self._size = os.path.getsize(path)
-        if self._members and not _end_marker_at(path, end):
-            # tarfile stops quietly at a cut or garbled header: without this, a cut archive would
+        if not tf.marked:
+            # Go's reader ends quietly where no header starts: without this, a cut archive would
             # read as a smaller archive ("no manifest.json") instead of a damaged one
-            raise SourceError(f"{path}: truncated archive (no tar header or end-of-archive marker at byte {end})")
+            raise SourceError(f"{path}: truncated archive (no tar header or end-of-archive marker at byte "
+                              f"{tf.fileobj.tell()})")
 
     def names(self) -> list[str]:
         return list(self._members)
@@ -106,11 +109,11 @@ class TarStore(Store):
         info = self._resolve(_clean(name))
         if info is None:
             return None
-        if info.offset_data + info.size > self._size:
+        if info.offset_data + info.stored > self._size:
             raise SourceError(f"{self.location}: {name} is truncated")
-        return Blob(self.location, info.offset_data, info.size, digest)
+        return Blob(self.location, info.offset_data, info.stored, digest)
 
-    def _resolve(self, name: str) -> Optional[tarfile.TarInfo]:
+    def _resolve(self, name: str) -> Optional[Header]:
         for _ in range(8):  # Docker 25+ writes `<id>/layer.tar` as a symlink into blobs/
             info = self._members.get(name)
             if info is None or info.isreg():
@@ -122,14 +125,6 @@ class TarStore(Store):
             else:
                 return None
         return None
-
-
-def _end_marker_at(path: str, offset: int) -> bool:
-    """Whether a zero block (the start of tar's end-of-archive marker) stands at `offset`."""
-    with open(path, "rb") as f:
-        f.seek(offset)
-        block = f.read(tarfile.BLOCKSIZE)
-    return len(block) == tarfile.BLOCKSIZE and not block.strip(b"\0")
 
 
 def _tar_reason(exc: Exception, path: str) -> str:

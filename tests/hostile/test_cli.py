@@ -43,11 +43,11 @@ def hostile_image(tmp_path: Path, name: str, tar: bytes, **spec) -> Path:
 
 CASES = {
     "pax-chain": (kit.tar(*[kit.pax(kit.pax_record(b"comment", b"x"))] * 5000, BESIDE),
-                  "layer 0: corrupt tar stream (over 64 extended headers in a row at byte 0)"),
-    "base256-size": (kit.tar(kit.header("big", type_=b"Z", size_field=b"\x80" + b"\xff" * 11), BESIDE),
+                  "layer 0: corrupt tar stream (over 64 extended headers in a row at byte 65536)"),
+    "base256-size": (kit.tar(kit.header("big", type_=b"Z", size_field=b"\x80\0\0\0\x7f" + b"\xff" * 7), BESIDE),
                      "layer 0: corrupt tar stream (unexpected end of data)"),
     "pax-sparse-map": (kit.tar(kit.pax(kit.pax_record(b"GNU.sparse.map", b"a,b")), kit.member("x"), BESIDE),
-                       "layer 0: corrupt tar stream (malformed header at byte 1536 (ValueError))"),
+                       "layer 0: corrupt tar stream (malformed number '' in a PAX header in the entry at byte 1024)"),
 }
 
 
