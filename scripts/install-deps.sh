@@ -2,8 +2,9 @@
 # Install what the test suite needs: the real components (Docker engine, registry, skopeo,
 # umoci, zstd, htpasswd, a static busybox for the tests' base image, openssl, chromium for the
 # HTML report's browser test, PostgreSQL for the shared layer cache, debootstrap for the base of
-# bench/realworld.py's images) and the package itself with its test extras. Idempotent, and quick
-# when everything is already there.
+# bench/realworld.py's images, Go for the tar differential test's reference reader in
+# tests/hostile/gotar) and the package itself with its test extras. Idempotent, and quick when
+# everything is already there.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,7 +13,7 @@ PYTHON="${PYTHON:-python}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
 DEB_PACKAGES=(docker.io docker-registry skopeo umoci zstd apache2-utils busybox-static openssl chromium podman
-              postgresql debootstrap)
+              postgresql debootstrap golang-go)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

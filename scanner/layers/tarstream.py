@@ -125,6 +125,10 @@ class TarStream:
             if h.type in (XHD, XGL):
                 pax, skipped = self._pax(h)
                 if h.type == XGL:  # an entry of its own, that applies to no file
+                    try:
+                        merge_pax(h, pax)  # as Go: its name (a `path` record), errors not checked
+                    except TarHeaderError:
+                        pass
                     g = Header(h.name, XGL)
                     g.offset, g.offset_data, g.pax_headers, g.skipped = h.offset, src.tell(), pax, skipped
                     self.offset = src.tell()

@@ -1,0 +1,3 @@
+module layerscan/gotar
+
+go 1.19
