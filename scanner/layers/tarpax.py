@@ -70,8 +70,7 @@ def huge_pax(src, size: int) -> tuple[dict[str, str], tuple[str, ...]]:
             continue
         key = reader.key(space, n)
         if key in MEANINGFUL or key.startswith("GNU.sparse."):
-            raise TarHeaderError(f"PAX record {shown(key)} of {n} bytes (over {MAX_SPECIAL}, which Go's "
-                                 "archive/tar refuses too)")
+            raise TarHeaderError(f"PAX record {shown(key)} of {n} bytes (Go refuses over {MAX_SPECIAL})")
         reader.drop(n)
         skipped.append(f"{shown(key)}: {n} bytes")
     return parse_pax(bytes(kept)), tuple(skipped)
