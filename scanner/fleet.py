@@ -16,6 +16,7 @@ import urllib.parse
 from dataclasses import dataclass, replace
 from typing import Any, Iterator, Optional, Protocol, Sequence
 
+from scanner.layers.runner import layer_key
 from scanner.limits import NO_DEADLINE, Deadline, ManifestBudget
 from scanner.models import Image, Layer, ScanResult
 from scanner.pipeline import Scanner
@@ -228,13 +229,14 @@ def _label(ref: Reference) -> str:
 
 
 def unique_layers(images: Sequence[Image]) -> list[Layer]:
-    """The first layer of each diff_id (or blob digest, where there is no diff_id), renumbered
-    so that the runner can take them as one batch."""
+    """The first layer of each key its scan is shared under (`runner.layer_key`: a diff_id the
+    walk checks, or a document's own blob digest), renumbered so that the runner can take them
+    as one batch."""
     out: list[Layer] = []
     seen: set[str] = set()
     for image in images:
         for layer in image.layers:
-            key = layer.diff_id or layer.blob.digest or f"{image.ref}#{layer.index}"
+            key = layer_key(layer) or layer.blob.digest or f"{image.ref}#{layer.index}"
             if key not in seen:
                 seen.add(key)
                 out.append(replace(layer, index=len(out)))

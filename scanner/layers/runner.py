@@ -26,7 +26,7 @@ from scanner.cpus import available_cpus
 from scanner.detectors.content import ContentScanner
 from scanner.limits import Limits
 from scanner.models import Blob, BlobKind, Layer, LayerScan
-from scanner.sources.blobs import HashingReader, layer_stream, open_blob, open_layer
+from scanner.sources.blobs import HashingReader, is_document, layer_stream, open_blob, open_layer
 from scanner.sources.interface import SourceError
 
 if TYPE_CHECKING:
@@ -63,6 +63,18 @@ def _help_in_worker() -> int:
     """A worker with no layer to walk scans small files for those walking one, until told to stop."""
     from scanner.layers.walk import scan_sent
     return _worker_state["share"].serve(partial(scan_sent, _worker_state["content"], _worker_state["limits"]))
+
+
+def layer_key(layer: Layer) -> Optional[str]:
+    """The digest a layer's scan is stored and shared under (the layer cache, the run's table of
+    layers seen, a fleet's unique layers): always one computed over the very bytes scanned. A tar:
+    its diff_id, which the walk checks the tar hashes to. A layer scanned as one document (a media
+    type that is not a tar): its blob digest, checked on read, in a keyspace of its own; never the
+    diff_id its config gives it, which nothing checks it against: else one pushed image could
+    stand its clean document in for another image's tar of that diff_id."""
+    if is_document(layer.media_type):
+        return f"document:{layer.blob.digest}" if layer.blob.digest else None
+    return layer.diff_id
 
 
 def verify_layer(layer: Layer, cached: LayerScan) -> str:
@@ -138,7 +150,7 @@ class LayerRunner:
         self.cache = cache or NullCache()
         self.workers = workers or available_cpus()
         self.read_cache = use_cached_values  # --reveal needs raw values, which the cache never holds
-        self._seen: dict[str, tuple[Layer, LayerScan]] = {}  # diff_id -> first layer and its scan, this run
+        self._seen: dict[str, tuple[Layer, LayerScan]] = {}  # layer_key -> first layer and its scan, this run
         self._streamed: dict[str, LayerScan] = {}  # diff_id -> scan of a layer that went past in a stream
 
     def scan(self, layers: Sequence[Layer], advance: Callable[[int], None]) -> list[LayerScan]:
@@ -150,10 +162,11 @@ class LayerRunner:
             if layer.blob.kind is BlobKind.STREAMED:
                 results[layer.index] = self._from_stream(layer, advance)
                 continue
-            if layer.diff_id and layer.diff_id in self._seen:
+            key = layer_key(layer)
+            if key and key in self._seen:
                 results[layer.index] = self._seen_before(layer, advance)
                 continue
-            if layer.diff_id and any(t.diff_id == layer.diff_id for t in todo):
+            if key and any(layer_key(t) == key for t in todo):
                 again.append(layer)
                 continue
             cached = self._cached(layer)
@@ -166,11 +179,13 @@ class LayerRunner:
             results[layer.index] = cached
         for layer, scan in self._run(todo, advance):
             results[layer.index] = scan
-            if layer.diff_id:
-                self.cache.put(cache_key(layer.diff_id, self.rules_digest, self.limits), scan)
+            key = layer_key(layer)
+            if key:
+                self.cache.put(cache_key(key, self.rules_digest, self.limits), scan)
         for layer in layers:
-            if layer.diff_id and layer.index in results:
-                self._seen.setdefault(layer.diff_id, (layer, results[layer.index]))
+            key = layer_key(layer)
+            if key and layer.index in results:
+                self._seen.setdefault(key, (layer, results[layer.index]))
         for layer in again:
             results[layer.index] = self._seen_before(layer, advance)
         return [results[layer.index] for layer in layers]
@@ -218,7 +233,7 @@ class LayerRunner:
         """A layer scanned earlier in this run: not scanned again; its bytes are checked like a cached
         layer's, unless it is the very same blob, or one fetched by the digest of the blob that was
         scanned (a registry: content-addressed, checked when the first was read)."""
-        first, scan = self._seen[layer.diff_id or ""]
+        first, scan = self._seen[layer_key(layer) or ""]
         digest = scan.digest
         if first.blob != layer.blob:
             digest = layer.blob.digest or digest
@@ -228,9 +243,10 @@ class LayerRunner:
         return replace(scan, digest=digest, skipped=tuple(replace(s, layer=layer.index) for s in scan.skipped))
 
     def _cached(self, layer: Layer) -> Optional[LayerScan]:
-        if not self.read_cache or not layer.diff_id:
+        key = layer_key(layer)
+        if not self.read_cache or not key:
             return None
-        return self.cache.get(cache_key(layer.diff_id, self.rules_digest, self.limits), layer.index)
+        return self.cache.get(cache_key(key, self.rules_digest, self.limits), layer.index)
 
     def _run(self, todo: list[Layer], advance: Callable[[int], None]):
         if self.executor is not None and todo:
