@@ -132,26 +132,47 @@ def checksum_ok(buf: bytes, chksum: int) -> bool:
 _FIELDS = struct.Struct("100s8s8s8s12s12s8sc100s6s2s32s32s8s8s155s")
 
 
+_ENDS = (0, 32)  # a NUL or a space after the digits: how nearly every writer ends a number
+
+
+def _number(field: bytes) -> int:
+    """`numeric(field)`, the common case (octal digits, then one NUL or space) first."""
+    head = field[:-1]
+    if field[-1] in _ENDS and head.isdigit():
+        try:
+            return int(head, 8)
+        except ValueError:  # an 8 or a 9: numeric says why
+            pass
+    return numeric(field)
+
+
 def parse_block(buf: bytes) -> Header:
     """One header block as Go's readHeader reads it (not all zeros: the caller looks first)."""
     (name, mode, uid, gid, size, mtime, chksum, type_, linkname, _, _, uname, gname,
      devmajor, devminor, prefix) = _FIELDS.unpack_from(buf)
     if not checksum_ok(buf, octal(chksum)):
         raise TarHeaderError("bad checksum")
-    h = Header()
-    h.type = type_
-    h.size, h.mode, h.uid, h.gid, h.mtime = (numeric(size), numeric(mode), numeric(uid), numeric(gid),
-                                             numeric(mtime))
-    name = cstring(name)
+    h = _new(Header)
+    h.type, h.size, h.mode, h.uid, h.gid, h.mtime = (type_, _number(size), _number(mode), _number(uid),
+                                                     _number(gid), _number(mtime))
+    h.offset = h.offset_data = h.stored = 0
+    h.sparse, h.pax_headers, h.skipped = None, _NO_RECORDS, ()
+    name = name.partition(b"\0")[0]
     h.format = parse_format(buf)
-    if h.format is not V7:
-        h.uname, h.gname = text(cstring(uname)), text(cstring(gname))
-        numeric(devmajor), numeric(devminor)  # only checked: a malformed one is an error in Go
+    if h.format is V7:
+        h.uname = h.gname = ""
+    else:
+        h.uname, h.gname = text(uname.partition(b"\0")[0]), text(gname.partition(b"\0")[0])
+        _number(devmajor), _number(devminor)  # only checked: a malformed one is an error in Go
         prefix = _prefix(buf, h.format, prefix)
         if prefix:
             name = prefix + b"/" + name
-    h.name, h.linkname = text(name), text(cstring(linkname))
+    h.name, h.linkname = text(name), text(linkname.partition(b"\0")[0])
     return h
+
+
+_new = object.__new__
+_NO_RECORDS: dict[str, str] = {}  # shared, never written: merge_pax gives a header its own
 
 
 def _prefix(buf: bytes, format_: str, prefix: bytes) -> bytes:
@@ -276,10 +297,10 @@ def old_sparse(buf: bytes, blocks) -> tuple[int, list[tuple[int, int]]]:
 
 
 def parse_format(buf: bytes) -> str:
-    magic, version = buf[257:263], buf[263:265]
+    magic = buf[257:263]
     if magic == b"ustar\0":
         return STAR if buf[508:512] == b"tar\0" else USTAR
-    return GNU if magic == b"ustar " and version == b" \0" else V7
+    return GNU if magic == b"ustar " and buf[263:265] == b" \0" else V7
 
 
 def pax_sparse(h: Header) -> Optional[str]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import tarfile
 from typing import BinaryIO, Iterator, Optional
 
-from scanner.layers.tarheaders import (BLOCK, HEADER_ONLY, LONGLINK, LONGNAME, MAX_CHAIN, MAX_SPECIAL, XGL, XHD,
+from scanner.layers.tarheaders import (BLOCK, HEADER_ONLY, LONGLINK, LONGNAME, MAX_CHAIN, MAX_SPECIAL, SPARSE, XGL, XHD,
                                        Header, TarHeaderError, cstring, merge_pax, parse_block, parse_pax, text)
 from scanner.layers.tarpax import huge_pax, sparse_entry
 from scanner.sources.blobs import RawReader
@@ -203,10 +203,11 @@ class TarStream:
         """Go's default case of `next`: the records merged, the long names over them, the sparse map."""
         src = self.fileobj
         try:
-            merge_pax(h, pax)
-            if long_name is not None and long_name:
+            if pax:
+                merge_pax(h, pax)
+            if long_name:
                 h.name = long_name
-            if long_link is not None and long_link:
+            if long_link:
                 h.linkname = long_link
             if h.type == b"\0":
                 h.type = b"5" if h.name.endswith("/") else b"0"
@@ -214,7 +215,8 @@ class TarStream:
             h.stored = 0 if h.type in HEADER_ONLY else h.size
             if h.stored < 0:
                 raise TarHeaderError("negative size")
-            sparse_entry(h, self._block, self._blocks)
+            if pax or h.type == SPARSE:
+                sparse_entry(h, self._block, self._blocks)
         except TarHeaderError as exc:
             raise tarfile.ReadError(f"{exc} in the entry at byte {h.offset}") from None
         h.offset_data = src.tell()
