@@ -74,6 +74,28 @@ def tar_walk(data: bytes) -> None:
         s.path.encode("utf-8"), s.reason.encode("utf-8")
 
 
+# --- the tar reader alone (Go's archive/tar rules: scanner/layers/tarstream.py, tarheaders.py) ---------
+
+def tar_reader(data: bytes) -> None:
+    """Every entry read through; the reader ends cleanly or in a ReadError, and what it gives is
+    sane: entries in stream order, data within the stream, names that encode back to their bytes."""
+    import tarfile
+
+    from scanner.layers.tarstream import members, open_member, open_tar
+
+    last = -1
+    try:
+        tf = open_tar(io.BytesIO(data), 512)
+        for h in members(tf):
+            assert h.offset > last and h.stored >= 0 and h.offset_data + h.stored <= len(data), (h.offset, h.stored)
+            last = h.offset
+            h.name.encode("utf-8", "surrogateescape"), h.linkname.encode("utf-8", "surrogateescape")
+            f, n = open_member(tf, h)
+            assert len(f.read()) == n
+    except tarfile.ReadError:
+        pass
+
+
 # --- nested archives (a file of a layer: zip, jar, tar, gzip, zstd inside each other) ----------------
 
 def nested(data: bytes) -> None:
@@ -227,5 +249,5 @@ def cache_row(data: bytes) -> None:
 
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "tar_walk": tar_walk, "nested": nested, "overlay": overlay, "sources": sources, "config_json": config_json,
-    "archive": archive, "cache_row": cache_row,
+    "archive": archive, "cache_row": cache_row, "tar_reader": tar_reader,
 }
