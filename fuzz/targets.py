@@ -78,7 +78,8 @@ def tar_walk(data: bytes) -> None:
 
 def tar_reader(data: bytes) -> None:
     """Every entry read through; the reader ends cleanly or in a ReadError, and what it gives is
-    sane: entries in stream order, data within the stream, names that encode back to their bytes."""
+    sane: entries in stream order, data exactly as long as said (or an error: the stream is cut),
+    names that encode back to their bytes."""
     import tarfile
 
     from scanner.layers.tarstream import members, open_member, open_tar
@@ -87,7 +88,7 @@ def tar_reader(data: bytes) -> None:
     try:
         tf = open_tar(io.BytesIO(data), 512)
         for h in members(tf):
-            assert h.offset > last and h.stored >= 0 and h.offset_data + h.stored <= len(data), (h.offset, h.stored)
+            assert h.offset > last and h.stored >= 0 and h.offset_data >= h.offset + 512, (h.offset, h.stored)
             last = h.offset
             h.name.encode("utf-8", "surrogateescape"), h.linkname.encode("utf-8", "surrogateescape")
             f, n = open_member(tf, h)
