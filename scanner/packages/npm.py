@@ -1,0 +1,86 @@
+"""npm packages (also yarn's and pnpm's layouts) as installed under `node_modules`.
+
+npm keeps no digest of the files it installs, so the evidence is the layer: a package's
+`package.json` at `.../node_modules/<name>/package.json` (or `@scope/<name>`; pnpm's
+`node_modules/.pnpm/<name>@<version>/node_modules/<name>/`) makes the package's directory a `tree`
+record of its layer, and triage takes a file under it (not under a nested `node_modules`) only
+when that same layer wrote it.
+
+Never triaged, the image author's own code: a package resolved from a local path, a link or a
+VCS: `_resolved`/`_from` in its package.json (npm 6), `resolved`/`link` in `node_modules/.package-lock.json`,
+`package-lock.json` or `npm-shrinkwrap.json` (v1 `dependencies` and v2/v3 `packages`), or a pnpm
+store directory named for such a source (`foo@file+..`, `git+...`).
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from typing import Any, Iterator, Optional
+
+from scanner.models import PackageDb
+from scanner.packages.records import Writer, clean, joined
+
+NAMES = ("package.json", ".package-lock.json", "package-lock.json", "npm-shrinkwrap.json")
+_MANIFEST = re.compile(r"^(?P<root>/.*/node_modules/(?:@[^/]+/)?[^/@.][^/]*)/package\.json$")
+_LOCAL = ("file:", "link:", "git+", "git:", "github:", "gitlab:", "bitbucket:", "portal:", "workspace:")
+_PNPM_LOCAL = re.compile(r"/node_modules/\.pnpm/[^/]*(?:^|[@+_])(?:file|link|git|github\.com|gitlab\.com|bitbucket\.org)\+")
+
+
+def is_npm(path: str, base: str) -> bool:
+    if base == "package.json":
+        return "/node_modules/" in path and _MANIFEST.match(path) is not None
+    return True  # the lockfiles, wherever the project lies
+
+
+def is_local_spec(spec: Any) -> bool:
+    return isinstance(spec, str) and spec.strip().lower().startswith(_LOCAL)
+
+
+def read_npm(path: str, data: bytes) -> Optional[PackageDb]:
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    out = Writer()
+    if posixpath.basename(path) == "package.json":
+        root = path[:-len("/package.json")]
+        local = any(is_local_spec(doc.get(k)) for k in ("_resolved", "_from")) or bool(_PNPM_LOCAL.search(path))
+        out.package(doc.get("name"), doc.get("version"), root, local=local)
+        out.tree(root)
+    else:
+        project = posixpath.dirname(path)
+        if posixpath.basename(path) == ".package-lock.json":  # node_modules/.package-lock.json
+            project = posixpath.dirname(project)
+        for root, name, version in _locals(doc, project):
+            out.package(name, version, root, local=True)
+    return PackageDb(path, "npm", out.text())
+
+
+def _locals(doc: dict, project: str) -> Iterator[tuple[str, Any, Any]]:
+    """(directory, name, version) of each package a lockfile says came from a local path or a VCS."""
+    packages = doc.get("packages")
+    if isinstance(packages, dict):
+        for key, entry in packages.items():
+            if not (isinstance(key, str) and key and isinstance(entry, dict)):
+                continue
+            if entry.get("link") is True or is_local_spec(entry.get("resolved")) or is_local_spec(entry.get("version")):
+                root = joined(project, key)
+                if root is not None:
+                    yield root, entry.get("name") or key.rsplit("node_modules/", 1)[-1], entry.get("version")
+    yield from _v1(doc.get("dependencies"), project + "/node_modules", 0)
+
+
+def _v1(deps: Any, under: str, depth: int) -> Iterator[tuple[str, Any, Any]]:
+    """lockfileVersion 1: `dependencies: {name: {version, resolved, dependencies}}`, nested."""
+    if not isinstance(deps, dict) or depth > 64:
+        return
+    for name, entry in deps.items():
+        root = joined(under, clean(name)) if isinstance(name, str) else None
+        if root is None or not isinstance(entry, dict):
+            continue
+        if is_local_spec(entry.get("version")) or is_local_spec(entry.get("resolved")):
+            yield root, name, entry.get("version")
+        yield from _v1(entry.get("dependencies"), root + "/node_modules", depth + 1)

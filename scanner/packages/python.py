@@ -1,0 +1,111 @@
+"""Python distributions as pip installed them (the records of `scanner.models.PackageDb`).
+
+| file | evidence |
+|---|---|
+| `<site>/<name>-<version>.dist-info/RECORD` | sha256 of each file (urlsafe base64, paths relative to `<site>`) |
+| `<name>.dist-info/METADATA`, `<name>.egg-info/PKG-INFO` | the distribution's `Name:` and `Version:` |
+| `<name>.dist-info/direct_url.json` | installed from a local directory, a local file or a VCS: never triaged |
+| `<site>/<name>.egg-info/installed-files.txt` | no digest: each file listed, if the same layer wrote it |
+
+A RECORD path may climb out of `<site>` (scripts in `<prefix>/bin`), never above the prefix
+(`<site>/../../..`); absolute paths and paths that climb further are not evidence.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import json
+import posixpath
+import re
+from typing import Optional
+
+from scanner.models import PackageDb
+from scanner.packages.records import Writer, joined
+
+NAMES = ("RECORD", "METADATA", "PKG-INFO", "direct_url.json", "installed-files.txt")
+_DIST = re.compile(r"^/.+/[^/]+\.(?:dist-info|egg-info)/[^/]+$")
+_HEADER = re.compile(r"^(Name|Version):[ \t]*(.*?)[ \t]*$", re.M)
+PREFIX_DEPTH = 3  # <prefix>/lib/pythonX.Y/site-packages: what a RECORD path may climb to
+
+
+def is_python(path: str, base: str) -> bool:
+    if not _DIST.match(path):
+        return False
+    folder = posixpath.basename(posixpath.dirname(path))
+    if folder.endswith(".dist-info"):
+        return base in ("RECORD", "METADATA", "direct_url.json")
+    return base in ("PKG-INFO", "installed-files.txt")
+
+
+def dist_name(dist: str) -> tuple[str, str]:
+    """(name, version) from a `name-version[-pyX.Y].dist-info` or `.egg-info` directory's name."""
+    stem = posixpath.basename(dist).rsplit(".", 1)[0]
+    name, _, rest = stem.partition("-")
+    return name, rest.split("-", 1)[0]
+
+
+def read_python(path: str, data: bytes) -> Optional[PackageDb]:
+    dist = posixpath.dirname(path)
+    base = posixpath.basename(path)
+    out = Writer()
+    text = data.decode("utf-8", "replace")
+    if base in ("METADATA", "PKG-INFO"):
+        head = text.split("\n\n", 1)[0]
+        fields = {k: v for k, v in _HEADER.findall(head)}
+        if not fields.get("Name"):
+            return None
+        out.package(fields["Name"], fields.get("Version", ""), dist)
+    elif base == "direct_url.json":
+        out.package("", "", dist, local=_local(text))  # the name: METADATA, else the directory (`index`)
+    elif base == "RECORD":
+        out.package("", "", dist)
+        _record(text, posixpath.dirname(dist), out)
+    else:  # installed-files.txt, relative to the egg-info directory
+        out.package("", "", dist)
+        for line in text.splitlines():
+            file = joined(dist, line.strip())
+            if file is not None and _within(file, posixpath.dirname(dist)):
+                out.file(file)
+    return PackageDb(path, "pip", out.text())
+
+
+def _local(text: str) -> bool:
+    """PEP 610: `dir_info` (a local directory), `vcs_info` (git...), or any `file:` URL. A
+    direct_url.json that cannot be read counts as local too: it says the install was not from an index."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return True
+    if not isinstance(doc, dict):
+        return True
+    url = doc.get("url")
+    return "dir_info" in doc or "vcs_info" in doc or not isinstance(url, str) or url.startswith("file:")
+
+
+def _within(path: str, site: str) -> bool:
+    prefix = site
+    for _ in range(PREFIX_DEPTH):
+        prefix = posixpath.dirname(prefix)
+    return prefix == "/" or path == prefix or path.startswith(prefix + "/")
+
+
+def _record(text: str, site: str, out: Writer) -> None:
+    """`path,sha256=<urlsafe base64, no padding>,size` rows; rows without a sha256 are no evidence."""
+    for line in text.splitlines():
+        try:
+            row = next(csv.reader([line]), [])
+        except csv.Error:  # a NUL, an overlong field: that row is no evidence, the others still are
+            continue
+        if len(row) < 2 or not row[1].startswith("sha256="):
+            continue
+        file = joined(site, row[0])
+        if file is None or not _within(file, site):
+            continue
+        digest = row[1][len("sha256="):]
+        try:
+            raw = base64.urlsafe_b64decode(digest + "=" * (-len(digest) % 4))
+        except (binascii.Error, ValueError):
+            continue
+        if len(raw) == 32:
+            out.digest("sha256", raw.hex(), file)

@@ -1,0 +1,104 @@
+"""The records a `PackageDb` holds, one a line (see `scanner.models.PackageDb`): written by the
+readers of each ecosystem, read by triage. Everything here came from an image: names are
+cleaned of control characters and bounded, paths normalised and refused if they climb out."""
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+MAX_NAME = 214  # npm's bound on a package name; plenty for every ecosystem's names and versions
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean(text: object) -> str:
+    """A name or version from an image, safe in a record line and a terminal: control characters
+    out, at most MAX_NAME characters; "" for anything that is not a string."""
+    if not isinstance(text, str):
+        return ""
+    return _UNSAFE.sub("", text).strip()[:MAX_NAME]
+
+
+def joined(base: str, relative: str) -> Optional[str]:
+    """`relative` (a path a manifest lists) under the absolute directory `base`, normalised;
+    None when it is absolute, holds control characters or climbs above the image root."""
+    if not relative or relative.startswith("/") or _UNSAFE.search(relative) or "\\" in relative:
+        return None
+    path = posixpath.normpath(posixpath.join(base, relative))
+    if not path.startswith("/") or path.startswith("//") or ".." in path.split("/"):
+        return None
+    return path
+
+
+@dataclass(frozen=True)
+class Package:
+    """The package a record line belongs to."""
+
+    manager: str
+    name: str
+    version: str
+    key: str  # joins records of one package across evidence files (a dist-info dir, a package dir)
+    local: bool = False  # installed from a local path or a VCS: the image author's own code
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One record: `kind` "digest" (value "algo:hex"), "tree" (a directory) or "file"."""
+
+    package: Package
+    kind: str
+    path: str
+    value: str = ""
+
+
+class Writer:
+    """Builds the `files` text of a PackageDb."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+
+    def package(self, name: object, version: object = "", key: str = "", local: bool = False) -> None:
+        fields = ["@", clean(name), clean(version), clean(key)] + (["local"] if local else [])
+        self._lines.append("\t".join(fields))
+
+    def digest(self, algo: str, hexdigest: str, path: str) -> None:
+        self._lines.append(f"{algo}:{hexdigest} {path}")
+
+    def tree(self, directory: str) -> None:
+        self._lines.append(f"tree: {directory}")
+
+    def file(self, path: str) -> None:
+        self._lines.append(f"file: {path}")
+
+    def text(self) -> str:
+        return "".join(line + "\n" for line in self._lines if "\n" not in line)
+
+
+def records(manager: str, files: str) -> Iterator[Evidence]:
+    """The evidence lines of a PackageDb's `files`, each with the package it belongs to."""
+    package = Package(manager, "", "", "")
+    for line in files.splitlines():
+        if line.startswith("@\t"):
+            parts = line.split("\t")
+            name, version, key = (parts[1:4] + ["", "", ""])[:3]
+            package = Package(manager, name, version, key, "local" in parts[4:])
+            continue
+        head, _, path = line.partition(" ")
+        if not path:
+            continue
+        if head == "tree:":
+            yield Evidence(package, "tree", path)
+        elif head == "file:":
+            yield Evidence(package, "file", path)
+        elif ":" in head:
+            yield Evidence(package, "digest", path, head)
+
+
+def headers(manager: str, files: str) -> Iterator[Package]:
+    """Every package a PackageDb names (with or without evidence lines after it)."""
+    for line in files.splitlines():
+        if line.startswith("@\t"):
+            parts = line.split("\t")
+            name, version, key = (parts[1:4] + ["", "", ""])[:3]
+            yield Package(manager, name, version, key, "local" in parts[4:])
