@@ -6,6 +6,7 @@
 | `<name>.dist-info/METADATA`, `<name>.egg-info/PKG-INFO` | the distribution's `Name:` and `Version:` |
 | `<name>.dist-info/direct_url.json` | installed from a local directory, a local file or a VCS: never triaged |
 | `<site>/<name>.egg-info/installed-files.txt` | no digest: each file listed, if the same layer wrote it |
+| RECORD rows `__pycache__/x.pyc,,` (bytecode pip compiled at install) | no digest: if the same layer wrote it |
 
 A RECORD path may climb out of `<site>` (scripts in `<prefix>/bin`), never above the prefix
 (`<site>/../../..`); absolute paths and paths that climb further are not evidence.
@@ -91,16 +92,22 @@ def _within(path: str, site: str) -> bool:
 
 
 def _record(text: str, site: str, out: Writer) -> None:
-    """`path,sha256=<urlsafe base64, no padding>,size` rows; rows without a sha256 are no evidence."""
+    """`path,sha256=<urlsafe base64, no padding>,size` rows. A row without a digest is no evidence,
+    but for the bytecode pip compiled at install time (`__pycache__/*.pyc,,`): that one is layer
+    evidence (`file:`), the same layer as the RECORD."""
     for line in text.splitlines():
         try:
             row = next(csv.reader([line]), [])
         except csv.Error:  # a NUL, an overlong field: that row is no evidence, the others still are
             continue
-        if len(row) < 2 or not row[1].startswith("sha256="):
+        if len(row) < 2:
             continue
         file = joined(site, row[0])
         if file is None or not _within(file, site):
+            continue
+        if not row[1] and file.endswith(".pyc") and "/__pycache__/" in file:
+            out.file(file)
+        if not row[1].startswith("sha256="):
             continue
         digest = row[1][len("sha256="):]
         try:
