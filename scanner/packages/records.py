@@ -3,7 +3,6 @@ readers of each ecosystem, read by triage. Everything here came from an image: n
 cleaned of control characters and bounded, paths normalised and refused if they climb out."""
 from __future__ import annotations
 
-import posixpath
 import re
 from dataclasses import dataclass
 from typing import Iterator, Optional
@@ -25,10 +24,15 @@ def joined(base: str, relative: str) -> Optional[str]:
     None when it is absolute, holds control characters or climbs above the image root."""
     if not relative or relative.startswith("/") or _UNSAFE.search(relative) or "\\" in relative:
         return None
-    path = posixpath.normpath(posixpath.join(base, relative))
-    if not path.startswith("/") or path.startswith("//") or ".." in path.split("/"):
-        return None
-    return path
+    parts = [p for p in base.split("/") if p]
+    for part in relative.split("/"):
+        if part == "..":
+            if not parts:
+                return None  # normpath would stop at the root; a manifest that tries is no evidence
+            parts.pop()
+        elif part not in ("", "."):
+            parts.append(part)
+    return "/" + "/".join(parts)
 
 
 @dataclass(frozen=True)
