@@ -8,8 +8,9 @@ when that same layer wrote it.
 
 Never triaged, the image author's own code: a package resolved from a local path, a link or a
 VCS: `_resolved`/`_from` in its package.json (npm 6), `resolved`/`link` in `node_modules/.package-lock.json`,
-`package-lock.json` or `npm-shrinkwrap.json` (v1 `dependencies` and v2/v3 `packages`), or a pnpm
-store directory named for such a source (`foo@file+..`, `git+...`).
+`package-lock.json` or `npm-shrinkwrap.json` (v1 `dependencies` and v2/v3 `packages`), a `yarn.lock`
+entry `name@file:...` (taken at its hoisted place only), or a pnpm store directory named for
+such a source (`foo@file+..`, `git+...`).
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from typing import Any, Iterator, Optional
 from scanner.models import PackageDb
 from scanner.packages.records import Writer, clean, joined
 
-NAMES = ("package.json", ".package-lock.json", "package-lock.json", "npm-shrinkwrap.json")
+NAMES = ("package.json", ".package-lock.json", "package-lock.json", "npm-shrinkwrap.json", "yarn.lock")
 _MANIFEST = re.compile(r"^(?P<root>/.*/node_modules/(?:@[^/]+/)?[^/@.][^/]*)/package\.json$")
 _LOCAL = ("file:", "link:", "git+", "git:", "github:", "gitlab:", "bitbucket:", "portal:", "workspace:")
 _PNPM_LOCAL = re.compile(r"/node_modules/\.pnpm/[^/]*(?:^|[@+_])(?:file|link|git|github\.com|gitlab\.com|bitbucket\.org)\+")
@@ -38,6 +39,8 @@ def is_local_spec(spec: Any) -> bool:
 
 
 def read_npm(path: str, data: bytes) -> Optional[PackageDb]:
+    if path.endswith("/yarn.lock"):
+        return _yarn(path, data)
     try:
         doc = json.loads(data)
     except ValueError:
@@ -56,6 +59,25 @@ def read_npm(path: str, data: bytes) -> Optional[PackageDb]:
             project = posixpath.dirname(project)
         for root, name, version in _locals(doc, project):
             out.package(name, version, root, local=True)
+    return PackageDb(path, "npm", out.text())
+
+
+def _yarn(path: str, data: bytes) -> PackageDb:
+    """yarn.lock (v1 and Berry): an entry whose spec is `name@file:...` (`link:`, `portal:`,
+    `workspace:`, git...) names a local package, taken at its hoisted place `node_modules/<name>`."""
+    out = Writer()
+    project = posixpath.dirname(path)
+    for line in data.decode("utf-8", "replace").splitlines():
+        if not line or line[0] in " \t#" or not line.endswith(":"):
+            continue
+        for spec in line[:-1].split(","):
+            spec = spec.strip().strip('"')
+            at = spec.find("@", 1)
+            name, want = spec[:at], spec[at + 1:]
+            if at > 0 and (is_local_spec(want) or is_local_spec(want.removeprefix("npm:"))):
+                root = joined(project, f"node_modules/{name}")
+                if root is not None:
+                    out.package(name, "", root, local=True)
     return PackageDb(path, "npm", out.text())
 
 

@@ -35,7 +35,7 @@ def packages(path: str, data: bytes) -> list[tuple[str, str, str, bool]]:
     f"{DIST}/RECORD", f"{DIST}/METADATA", f"{DIST}/direct_url.json", f"{SITE}/foo-1.0-py3.11.egg-info/PKG-INFO",
     f"{SITE}/foo-1.0-py3.11.egg-info/installed-files.txt", "/app/node_modules/express/package.json",
     "/app/node_modules/@acme/util/package.json", "/app/node_modules/.pnpm/a@1.0.0/node_modules/a/package.json",
-    "/app/node_modules/.package-lock.json", "/app/package-lock.json", "/app/npm-shrinkwrap.json",
+    "/app/node_modules/.package-lock.json", "/app/package-lock.json", "/app/npm-shrinkwrap.json", "/app/yarn.lock",
     "/root/.m2/repository/org/slf4j/slf4j-api/2.0.9/slf4j-api-2.0.9.jar.sha1",
     "/root/.cargo/registry/src/index.crates.io-6f17d22bba15001f/serde-1.0.193/.cargo-checksum.json",
     "/app/vendor/composer/installed.json", "/usr/local/bundle/specifications/rack-3.0.8.gemspec",
@@ -225,3 +225,13 @@ def test_joined_refuses_climbing_out() -> None:
     assert joined("/a/b", "c/../d") == "/a/b/d"
     assert joined("/a/b", "../../../../x") is None and joined("/a", "/etc/x") is None
     assert joined("/a", "x\\..\\y") is None and joined("/a", "") is None
+
+
+def test_yarn_lock_local_specs() -> None:
+    lock = (b'# yarn lockfile v1\n\n"@acme/ui@file:../ui":\n  version "1.0.0"\n\n'
+            b'lodash@^4.17.21, lodash@^4.0.0:\n  version "4.17.21"\n  resolved "https://registry.yarnpkg.com/x"\n\n'
+            b'"mine@link:./mine", other@^1:\n  version "0.0.0"\n\n"fork@git+https://github.com/a/fork.git#abc":\n'
+            b'  version "2.0.0"\n\n"@scope/w@workspace:packages/w":\n  version: 0.0.0-use.local\n')
+    assert packages("/app/yarn.lock", lock) == [
+        ("@acme/ui", "", "/app/node_modules/@acme/ui", True), ("mine", "", "/app/node_modules/mine", True),
+        ("fork", "", "/app/node_modules/fork", True), ("@scope/w", "", "/app/node_modules/@scope/w", True)]
