@@ -9,7 +9,7 @@ pattern only for the few names that may be evidence. The readers (`scanner.packa
 
 - `distro`: dpkg, apk, rpm;
 - `python`: dist-info RECORD, METADATA, direct_url.json; egg-info PKG-INFO, installed-files.txt;
-- `npm`: node_modules package.json, lockfiles (npm, yarn and pnpm layouts);
+- `npm`: node_modules package.json, lockfiles (npm, yarn and pnpm layouts), npm's cache index;
 - `registries`: Maven caches, Cargo registry sources, Composer, RubyGems, the Go module cache.
 """
 from __future__ import annotations
@@ -31,6 +31,7 @@ _BY_NAME = {**{n: (python.is_python, python.read_python) for n in python.NAMES},
             **{n: (npm.is_npm, npm.read_npm) for n in npm.NAMES},
             **{n: (registries.is_registry, registries.read_registry) for n in registries.NAMES}}
 _BY_SUFFIX = {s: (registries.is_registry, registries.read_registry) for s in registries.SUFFIXES}
+_NPM_CACHE = (npm.is_cache_index, npm.read_cache_index)  # hex names: asked of names of their length only
 
 
 def _reader(path: str):
@@ -38,7 +39,7 @@ def _reader(path: str):
     pair = _BY_NAME.get(base)
     if pair is None:
         dot = base.rfind(".")
-        pair = _BY_SUFFIX.get(base[dot:]) if dot > 0 else None
+        pair = _BY_SUFFIX.get(base[dot:]) if dot > 0 else _NPM_CACHE if len(base) == 60 else None
     return pair if pair is not None and pair[0](path, base) else None
 
 

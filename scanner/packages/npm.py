@@ -11,13 +11,18 @@ VCS: `_resolved`/`_from` in its package.json (npm 6), `resolved`/`link` in `node
 `package-lock.json` or `npm-shrinkwrap.json` (v1 `dependencies` and v2/v3 `packages`), a `yarn.lock`
 entry `name@file:...` (taken at its hoisted place only), or a pnpm store directory named for
 such a source (`foo@file+..`, `git+...`).
+
+npm's own cache (`~/.npm/_cacache`): a content file named by the sha512 an index entry gives for an
+http(s) download, in the same layer as that entry (`read_cache_index`).
 """
 from __future__ import annotations
 
+import base64
 import json
 import posixpath
 import re
 from typing import Any, Iterator, Optional
+from urllib.parse import unquote
 
 from scanner.models import PackageDb
 from scanner.packages.records import Writer, clean, joined
@@ -26,6 +31,45 @@ NAMES = ("package.json", ".package-lock.json", "package-lock.json", "npm-shrinkw
 _MANIFEST = re.compile(r"^(?P<root>/.*/node_modules/(?:@[^/]+/)?[^/@.][^/]*)/package\.json$")
 _LOCAL = ("file:", "link:", "git+", "git:", "github:", "gitlab:", "bitbucket:", "portal:", "workspace:")
 _PNPM_LOCAL = re.compile(r"/node_modules/\.pnpm/[^/]*(?:^|[@+_])(?:file|link|git|github\.com|gitlab\.com|bitbucket\.org)\+")
+
+
+_CACHE_URL = re.compile(r"^make-fetch-happen:request-cache:(?P<url>https?://[^/]+/(?:.*?/)??"
+                        r"(?P<name>(?:@[^/]+/)?[^/@]+?)(?:/-/(?P<file>[^/]+)\.tgz)?)$")
+
+
+def is_cache_index(path: str, base: str) -> bool:
+    """An index bucket of npm's cache (`_cacache/index-v5/ab/cd/<60 hex>`): its name says nothing
+    cheap, so the walk asks only of names of that length."""
+    return len(base) == 60 and "/_cacache/index-v5/" in path
+
+
+def read_cache_index(path: str, data: bytes) -> Optional[PackageDb]:
+    """`<sha1>\t<json>` lines: a download's `key` (the URL) and the sha512 `integrity` that names
+    its content file (`_cacache/content-v2/sha512/ab/cd/ef...`). A content file is layer evidence
+    of what that registry URL served (npm checked its integrity when it wrote it); entries of
+    anything but an http(s) download (a `file:` tarball) are no evidence."""
+    cache = path[:path.index("/_cacache/") + len("/_cacache")]
+    out = Writer()
+    for line in data.decode("utf-8", "replace").splitlines():
+        try:
+            entry = json.loads(line.partition("\t")[2])
+        except ValueError:
+            continue
+        if not isinstance(entry, dict) or not isinstance(entry.get("integrity"), str):
+            continue
+        m = _CACHE_URL.match(unquote(entry["key"])) if isinstance(entry.get("key"), str) else None
+        sha512 = next((h[len("sha512-"):] for h in entry["integrity"].split() if h.startswith("sha512-")), None)
+        try:
+            hexdigest = base64.b64decode(sha512 or "", validate=True).hex()
+        except ValueError:
+            continue
+        if m is None or len(hexdigest) != 128:
+            continue
+        name = m["name"]
+        version = m["file"][len(name.rsplit("/", 1)[-1]) + 1:] if m["file"] else ""
+        out.package(name, version, f"{cache}:{hexdigest}")
+        out.file(f"{cache}/content-v2/sha512/{hexdigest[:2]}/{hexdigest[2:4]}/{hexdigest[4:]}")
+    return PackageDb(path, "npm", out.text())
 
 
 def is_npm(path: str, base: str) -> bool:

@@ -235,3 +235,22 @@ def test_yarn_lock_local_specs() -> None:
     assert packages("/app/yarn.lock", lock) == [
         ("@acme/ui", "", "/app/node_modules/@acme/ui", True), ("mine", "", "/app/node_modules/mine", True),
         ("fork", "", "/app/node_modules/fork", True), ("@scope/w", "", "/app/node_modules/@scope/w", True)]
+
+
+def test_npm_cache_index_names_content_files() -> None:
+    sha512 = hashlib.sha512(b"tgz").digest()
+    hexd = sha512.hex()
+    bucket = "/root/.npm/_cacache/index-v5/ab/cd/" + "e" * 60
+    lines = [{"key": "make-fetch-happen:request-cache:https://registry.npmjs.org/@aws-sdk/client-s3/-/client-s3-3.5.0.tgz",
+              "integrity": "sha512-" + base64.b64encode(sha512).decode()},
+             {"key": "make-fetch-happen:request-cache:https://registry.npmjs.org/@smithy%2fcore",
+              "integrity": "sha512-" + base64.b64encode(sha512).decode()},
+             {"key": "make-fetch-happen:request-cache:file:///app/vendor/acme-1.0.0.tgz",
+              "integrity": "sha512-" + base64.b64encode(sha512).decode()},
+             {"key": "make-fetch-happen:request-cache:https://registry.npmjs.org/x/-/x-1.tgz", "integrity": None},
+             {"key": "make-fetch-happen:request-cache:https://registry.npmjs.org/y/-/y-1.tgz", "integrity": "sha512-!!"}]
+    data = "".join(f"{'0' * 40}\t{json.dumps(e)}\n" for e in lines).encode() + b"garbage\n\n"
+    assert is_package_db(bucket, len(data)) and not is_package_db("/root/.npm/_cacache/index-v5/ab/cd/short", 9)
+    content = f"/root/.npm/_cacache/content-v2/sha512/{hexd[:2]}/{hexd[2:4]}/{hexd[4:]}"
+    assert [(k, p, n, v) for k, p, _, n, v, _ in evidence(bucket, data)] == [
+        ("file", content, "@aws-sdk/client-s3", "3.5.0"), ("file", content, "@smithy/core", "")]
