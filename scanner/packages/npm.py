@@ -30,7 +30,8 @@ from scanner.packages.records import Writer, clean, joined
 NAMES = ("package.json", ".package-lock.json", "package-lock.json", "npm-shrinkwrap.json", "yarn.lock")
 _MANIFEST = re.compile(r"^(?P<root>/.*/node_modules/(?:@[^/]+/)?[^/@.][^/]*)/package\.json$")
 _LOCAL = ("file:", "link:", "git+", "git:", "github:", "gitlab:", "bitbucket:", "portal:", "workspace:")
-_PNPM_LOCAL = re.compile(r"/node_modules/\.pnpm/[^/]*(?:^|[@+_])(?:file|link|git|github\.com|gitlab\.com|bitbucket\.org)\+")
+_PNPM_LOCAL = re.compile(r"/node_modules/\.pnpm/[^/]*(?:^|[@+_])"
+                         r"(?:file|link|git|github\.com|gitlab\.com|bitbucket\.org)\+")
 
 
 _CACHE_URL = re.compile(r"^make-fetch-happen:request-cache:(?P<url>https?://[^/]+/(?:.*?/)??"

@@ -64,9 +64,10 @@ def read_python(path: str, data: bytes) -> Optional[PackageDb]:
         _record(text, posixpath.dirname(dist), out)
     else:  # installed-files.txt, relative to the egg-info directory
         out.package("", "", dist)
+        prefix = _prefix(posixpath.dirname(dist))
         for line in text.splitlines():
             file = joined(dist, line.strip())
-            if file is not None and _within(file, posixpath.dirname(dist)):
+            if file is not None and file.startswith(prefix):
                 out.file(file)
     return PackageDb(path, "pip", out.text())
 
@@ -84,35 +85,38 @@ def _local(text: str) -> bool:
     return "dir_info" in doc or "vcs_info" in doc or not isinstance(url, str) or url.startswith("file:")
 
 
-def _within(path: str, site: str) -> bool:
-    prefix = site
+def _prefix(site: str) -> str:
+    """`<site>/../../..` (`/usr/local` for `/usr/local/lib/python3.11/site-packages`), with a final `/`."""
     for _ in range(PREFIX_DEPTH):
-        prefix = posixpath.dirname(prefix)
-    return prefix == "/" or path == prefix or path.startswith(prefix + "/")
+        site = posixpath.dirname(site)
+    return site.rstrip("/") + "/"
 
 
 def _record(text: str, site: str, out: Writer) -> None:
     """`path,sha256=<urlsafe base64, no padding>,size` rows. A row without a digest is no evidence,
     but for the bytecode pip compiled at install time (`__pycache__/*.pyc,,`): that one is layer
     evidence (`file:`), the same layer as the RECORD."""
+    prefix = _prefix(site)
     for line in text.splitlines():
-        try:
-            row = next(csv.reader([line]), [])
-        except csv.Error:  # a NUL, an overlong field: that row is no evidence, the others still are
-            continue
+        if '"' in line:  # a quoted path (it holds a comma or a quote): the csv module reads it
+            try:
+                row = next(csv.reader([line]), [])
+            except csv.Error:  # a NUL, an overlong field: that row is no evidence, the others still are
+                continue
+        else:
+            row = line.rsplit(",", 2)
         if len(row) < 2:
             continue
         file = joined(site, row[0])
-        if file is None or not _within(file, site):
+        if file is None or not file.startswith(prefix):
             continue
-        if not row[1] and file.endswith(".pyc") and "/__pycache__/" in file:
-            out.file(file)
-        if not row[1].startswith("sha256="):
-            continue
-        digest = row[1][len("sha256="):]
-        try:
-            raw = base64.urlsafe_b64decode(digest + "=" * (-len(digest) % 4))
-        except (binascii.Error, ValueError):
-            continue
-        if len(raw) == 32:
+        digest = row[1]
+        if not digest:
+            if file.endswith(".pyc") and "/__pycache__/" in file:
+                out.file(file)
+        elif digest.startswith("sha256=") and len(digest) == 50:
+            try:
+                raw = base64.urlsafe_b64decode(digest[7:] + "=")
+            except (binascii.Error, ValueError):
+                continue
             out.digest("sha256", raw.hex(), file)

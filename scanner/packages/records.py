@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
+PATH_MAX = 4096  # Linux's: a longer path a manifest lists is no file of the image
 MAX_NAME = 214  # npm's bound on a package name; plenty for every ecosystem's names and versions
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # C0, C1, bidi overrides
 
@@ -22,8 +23,10 @@ def clean(text: object) -> str:
 def joined(base: str, relative: str) -> Optional[str]:
     """`relative` (a path a manifest lists) under the absolute directory `base`, normalised;
     None when it is absolute, holds control characters or climbs above the image root."""
-    if not relative or relative.startswith("/") or _UNSAFE.search(relative) or "\\" in relative:
+    if not relative or len(relative) > PATH_MAX or relative[0] == "/" or _UNSAFE.search(relative) or "\\" in relative:
         return None
+    if "/." not in "/" + relative and "//" not in relative and not relative.endswith("/"):
+        return base.rstrip("/") + "/" + relative  # nothing to resolve (nearly every path a manifest lists)
     parts = [p for p in base.split("/") if p]
     for part in relative.split("/"):
         if part == "..":

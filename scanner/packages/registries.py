@@ -26,7 +26,8 @@ NAMES = (".cargo-checksum.json", "installed.json")
 SUFFIXES = (".sha1", ".gemspec", ".ziphash")
 _MAVEN = re.compile(r"^(?P<repo>/.*/repository)/(?P<group>.+)/(?P<artifact>[^/]+)/(?P<version>[^/]+)/"
                     r"(?P=artifact)-(?P=version)[^/]*\.(?:jar|war|aar|ear)\.sha1$")
-GRADLE = re.compile(r"/files-2\.1/(?P<group>[^/]+)/(?P<artifact>[^/]+)/(?P<version>[^/]+)/(?P<sha1>[0-9a-f]{1,40})/[^/]+$")
+GRADLE = re.compile(r"/files-2\.1/(?P<group>[^/]+)/(?P<artifact>[^/]+)/(?P<version>[^/]+)/"
+                    r"(?P<sha1>[0-9a-f]{1,40})/[^/]+$")
 _CRATE = re.compile(r"^(?P<name>.+?)-(?P<version>\d+\.\d+\.\d+[^/]*)$")
 _GEMSPEC = re.compile(r"^(?P<home>/.*)/specifications/(?P<full>(?P<name>.+?)-(?P<version>\d[^/]*))\.gemspec$")
 _ZIPHASH = re.compile(r"^(?P<mod>/.*/pkg/mod)/cache/download/(?P<module>.+)/@v/(?P<version>[^/]+)\.ziphash$")
