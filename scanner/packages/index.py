@@ -11,6 +11,7 @@ evidence, its file came from (`scanner.triage` decides what that is worth).
 """
 from __future__ import annotations
 
+import base64
 import posixpath
 from dataclasses import dataclass
 from typing import Iterable, Optional
@@ -85,6 +86,8 @@ class PackageIndex:
         if meta is None:
             return None
         mine = {f"md5:{meta.md5}", f"sha1:{meta.sha1}", f"sha256:{meta.sha256}"}
+        if meta.sha256:
+            mine.add("sha256b64:" + base64.urlsafe_b64encode(bytes.fromhex(meta.sha256)).rstrip(b"=").decode())
         for digest, package in self._digests.get(canonical(path), ()):
             if digest in mine:
                 return self._match(package)

@@ -2,7 +2,7 @@
 
 | file | evidence |
 |---|---|
-| `<site>/<name>-<version>.dist-info/RECORD` | sha256 of each file (urlsafe base64, paths relative to `<site>`) |
+| `<site>/<name>-<version>.dist-info/RECORD` | sha256 of each file (kept in RECORD's urlsafe base64, `sha256b64:`; paths relative to `<site>`) |
 | `<name>.dist-info/METADATA`, `<name>.egg-info/PKG-INFO` | the distribution's `Name:` and `Version:` |
 | `<name>.dist-info/direct_url.json` | installed from a local directory, a local file or a VCS: never triaged |
 | `<site>/<name>.egg-info/installed-files.txt` | no digest: each file listed, if the same layer wrote it |
@@ -13,8 +13,6 @@ A RECORD path may climb out of `<site>` (scripts in `<prefix>/bin`), never above
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import json
 import posixpath
@@ -26,6 +24,7 @@ from scanner.packages.records import Writer, joined
 
 NAMES = ("RECORD", "METADATA", "PKG-INFO", "direct_url.json", "installed-files.txt")
 _DIST = re.compile(r"^/.+/[^/]+\.(?:dist-info|egg-info)/[^/]+$")
+_B64 = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$")  # 32 bytes, urlsafe, no padding
 _HEADER = re.compile(r"^(Name|Version):[ \t]*(.*?)[ \t]*$", re.M)
 PREFIX_DEPTH = 3  # <prefix>/lib/pythonX.Y/site-packages: what a RECORD path may climb to
 
@@ -114,9 +113,5 @@ def _record(text: str, site: str, out: Writer) -> None:
         if not digest:
             if file.endswith(".pyc") and "/__pycache__/" in file:
                 out.file(file)
-        elif digest.startswith("sha256=") and len(digest) == 50:
-            try:
-                raw = base64.urlsafe_b64decode(digest[7:] + "=")
-            except (binascii.Error, ValueError):
-                continue
-            out.digest("sha256", raw.hex(), file)
+        elif digest.startswith("sha256=") and len(digest) == 50 and _B64.match(digest, 7):
+            out.digest("sha256b64", digest[7:], file)  # compared as it is written (`index`): no decoding

@@ -23,9 +23,10 @@ def clean(text: object) -> str:
 def joined(base: str, relative: str) -> Optional[str]:
     """`relative` (a path a manifest lists) under the absolute directory `base`, normalised;
     None when it is absolute, holds control characters or climbs above the image root."""
-    if not relative or len(relative) > PATH_MAX or relative[0] == "/" or _UNSAFE.search(relative) or "\\" in relative:
-        return None
-    if "/." not in "/" + relative and "//" not in relative and not relative.endswith("/"):
+    if not relative or len(relative) > PATH_MAX or relative[0] == "/" or not relative.isprintable() \
+            or "\\" in relative:
+        return None  # isprintable: no control character (C0, C1), no bidi override
+    if "/." not in relative and relative[0] != "." and "//" not in relative and relative[-1] != "/":
         return base.rstrip("/") + "/" + relative  # nothing to resolve (nearly every path a manifest lists)
     parts = [p for p in base.split("/") if p]
     for part in relative.split("/"):
@@ -66,20 +67,24 @@ class Writer:
         self._lines: list[str] = []
 
     def package(self, name: object, version: object = "", key: str = "", local: bool = False) -> None:
-        fields = ["@", clean(name), clean(version), clean(key)] + (["local"] if local else [])
-        self._lines.append("\t".join(fields))
+        """`key` is a path (never cut short: it joins records), the others names from the image."""
+        key = _UNSAFE.sub("", key)
+        self._lines.append("\t".join(["@", clean(name), clean(version), key] + (["local"] if local else [])))
 
-    def digest(self, algo: str, hexdigest: str, path: str) -> None:
-        self._lines.append(f"{algo}:{hexdigest} {path}")
+    def digest(self, algo: str, value: str, path: str) -> None:
+        if "\n" not in path:
+            self._lines.append(f"{algo}:{value} {path}")
 
     def tree(self, directory: str) -> None:
-        self._lines.append(f"tree: {directory}")
+        if "\n" not in directory:
+            self._lines.append(f"tree: {directory}")
 
     def file(self, path: str) -> None:
-        self._lines.append(f"file: {path}")
+        if "\n" not in path:
+            self._lines.append(f"file: {path}")
 
     def text(self) -> str:
-        return "".join(line + "\n" for line in self._lines if "\n" not in line)
+        return "\n".join(self._lines) + "\n" if self._lines else ""
 
 
 def records(manager: str, files: str) -> Iterator[Evidence]:

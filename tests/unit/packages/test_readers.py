@@ -68,8 +68,8 @@ def test_record_digests_relative_to_site_packages() -> None:
             "botocore-1.34.1.dist-info/RECORD,,\n")
     got = evidence(f"{DIST}/RECORD", rows.encode())
     assert got == [
-        ("digest", f"{SITE}/botocore/__init__.py", "sha256:" + hashlib.sha256(b"x").hexdigest(), "", "", False),
-        ("digest", "/usr/local/bin/botocore-cli", "sha256:" + hashlib.sha256(b"y").hexdigest(), "", "", False),
+        ("digest", f"{SITE}/botocore/__init__.py", "sha256b64:" + b64(b"x"), "", "", False),
+        ("digest", "/usr/local/bin/botocore-cli", "sha256b64:" + b64(b"y"), "", "", False),
         ("file", f"{SITE}/botocore/__pycache__/__init__.cpython-311.pyc", "", "", "", False)]
 
 
@@ -81,6 +81,7 @@ def test_hostile_record_rows_are_no_evidence() -> None:
         "botocore/a.py,sha256=!!!not-base64!!!,1",  # malformed digest
         f"botocore/b.py,sha256={b64(b'x')[:20]},1",  # truncated digest
         "botocore/c.py,md5=abc,1",  # not sha256
+        f"botocore/d.py,sha256={b64(b'x')[:-1]}B,1",  # not 32 bytes: the last character holds bits that are not 0
         'botocore/"unterminated,sha256=x',
         "botocore/\x00nul.py,sha256=" + b64(b"x") + ",1",
         "botocore/ctl\x1b[31m.py,sha256=" + b64(b"x") + ",1",
