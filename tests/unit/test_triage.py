@@ -389,3 +389,11 @@ def test_private_package_globs(patterns, name, ecosystem, private) -> None:
 def test_dpkg_vendor_findings_name_their_package(scanned) -> None:
     found = by_path(scanned)["/usr/share/acme/examples/key.pem"]
     assert [f.package for f in found] == [PackageRef("debian", "acme", None)]
+
+
+def test_evidence_is_read_whatever_the_workers(packaged, tmp_path) -> None:
+    """With helper workers sharing a layer's small files, evidence files are still read by the walk."""
+    path, _ = write_image(tmp_path, packages_spec(), "oci-archive", "gzip")
+    shared = Scanner(RULES, ScanOptions(workers=2, private_packages=("acme-*", "@acme/*"))).scan([str(path)])
+    assert sorted((f.hit.path, f.hit.rule_id, f.triage) for f in shared.findings) == \
+        sorted((f.hit.path, f.hit.rule_id, f.triage) for f in packaged.findings)
