@@ -22,7 +22,7 @@ from scanner.packages.distro import (MAX_PACKAGE_DB, canonical, is_distro_db, ma
                                      rpm_header_files)
 from scanner.packages.records import records
 
-__all__ = ["MAX_PACKAGE_DB", "MAX_MANIFEST", "canonical", "entries", "is_package_db", "may_be_packaged",
+__all__ = ["MAX_PACKAGE_DB", "MAX_MANIFEST", "canonical", "entries", "in_jar_cache", "is_package_db", "may_be_packaged",
            "read_package_db", "rpm_header_files"]
 
 MAX_MANIFEST = 32 << 20  # a larger language manifest is scanned like any file, not read for triage
@@ -41,6 +41,12 @@ def _reader(path: str):
         dot = base.rfind(".")
         pair = _BY_SUFFIX.get(base[dot:]) if dot > 0 else _NPM_CACHE if len(base) == 60 else None
     return pair if pair is not None and pair[0](path, base) else None
+
+
+def in_jar_cache(path: str) -> bool:
+    """A jar in a Maven repository or Gradle's cache: the walk keeps the sha1 of such a file even
+    when it streams it (the digest both caches record; a Maven/Gradle jar is often over 8 MiB)."""
+    return path.endswith((".jar", ".war", ".aar", ".ear")) and ("/repository/" in path or "/files-2.1/" in path)
 
 
 def is_package_db(path: str, size: int = 1) -> bool:

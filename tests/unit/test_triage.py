@@ -254,6 +254,19 @@ def jar(member: str, data: bytes) -> bytes:
 
 
 JAR = jar("config/app.properties", b"db.password=" + PLAIN.split(b'"')[3] + b"\n")
+
+
+def big_jar() -> bytes:
+    """A jar over the 8 MiB a walk keeps: its sha1 is hashed as it streams (Maven caches only)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("blob.bin", R.raw(9 << 20), compress_type=zipfile.ZIP_STORED)
+        z.writestr("config/app.properties", b"db.password=" + PLAIN.split(b'"')[3] + b"\n")
+    return out.getvalue()
+
+
+BIG_JAR = big_jar()
+M2_BIG = "/root/.m2/repository/org/acme/big-lib/3.0/big-lib-3.0.jar"
 M2 = "/root/.m2/repository/org/acme/ok-lib/1.0/ok-lib-1.0.jar"
 GRADLE_JAR = (f"/root/.gradle/caches/modules-2/files-2.1/org.example/sdk/2.0/"
               f"{hashlib.sha1(JAR).hexdigest()}/sdk-2.0.jar")
@@ -280,6 +293,7 @@ def packages_spec() -> ik.ImageSpec:
         ik.file("/app/node_modules/stray.js", PLAIN),
     ]
     jvm_layer = [ik.file(M2, JAR), ik.file(M2 + ".sha1", hashlib.sha1(JAR).hexdigest().encode()),
+                 ik.file(M2_BIG, BIG_JAR), ik.file(M2_BIG + ".sha1", hashlib.sha1(BIG_JAR).hexdigest().encode()),
                  ik.file("/root/.m2/repository/org/acme/bad-lib/1.0/bad-lib-1.0.jar", JAR),
                  ik.file("/root/.m2/repository/org/acme/bad-lib/1.0/bad-lib-1.0.jar.sha1", b"0" * 40),
                  ik.file(GRADLE_JAR, JAR),
@@ -310,7 +324,7 @@ def triage_of(result, path: str) -> set:
 @pytest.mark.parametrize("path,name", [
     (f"{SITE}/pkga/__init__.py", "PkgA"), (f"{SITE}/pkga/__pycache__/__init__.cpython-311.pyc", "PkgA"),
     ("/app/node_modules/lib/index.js", "lib"), ("/app/node_modules/.pnpm/p@1.0.0/node_modules/p/index.js", "p"),
-    (M2, "org.acme:ok-lib"), (GRADLE_JAR, "org.example:sdk"), (f"{CRATE}/src/lib.rs", "demo")])
+    (M2, "org.acme:ok-lib"), (M2_BIG, "org.acme:big-lib"), (GRADLE_JAR, "org.example:sdk"), (f"{CRATE}/src/lib.rs", "demo")])
 def test_files_as_their_package_installed_them_are_package(packaged, path, name) -> None:
     assert triage_of(packaged, path) == {PACKAGE}
     for f in by_path(packaged)[path]:
