@@ -22,7 +22,7 @@ from scanner.limits import Limits
 FORMAT = 4  # of the entries (scanner/cache.py); 4: checked field by field on the way in, maybe sealed
 
 # parts of the package (folders or files, relative to it) that a layer's result depends on
-RESULT_CODE = ("detectors", "layers", "data", "packagedb.py", "pathevents.py", "redact.py", "inflate.py",
+RESULT_CODE = ("detectors", "layers", "data", "packagedb.py", "packages", "pathevents.py", "redact.py", "inflate.py",
                "limits.py", "models.py", "cache.py", "cachekey.py", "sources/blobs.py")
 
 

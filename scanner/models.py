@@ -203,12 +203,29 @@ class LayerScan:
 
 @dataclass(frozen=True)
 class PackageDb:
-    """What one package-database file of a layer says its packages installed: the digest of each
-    file as shipped. Triage marks a finding `vendor` when its file is byte-identical to that."""
+    """What one package evidence file of a layer says its packages installed (`scanner.packages`):
+    the digest of each file as shipped, or the directories and files the package wrote in this layer.
+    Triage marks a finding `vendor` (distro) or `package` (language package) by it.
 
-    path: str  # the database file in the layer ("/var/lib/dpkg/info/openssl.md5sums")
-    manager: str  # "dpkg", "apk" or "rpm"
-    files: str = field(default="", repr=False)  # one "<algo>:<hex> <absolute path>" a line
+    `files`, one record a line (`scanner.packages.records` writes and reads them):
+    `@<TAB>name<TAB>version<TAB>key[<TAB>local]` names the package of the lines after it (`key` joins
+    the records of one package across files, e.g. a dist-info directory; `local`: installed from a
+    local path or a VCS, never triaged); `<algo>:<hex> <absolute path>` a file's digest;
+    `tree: <dir>` every file under the directory that this same layer wrote (layer evidence);
+    `file: <path>` that one file, if this same layer wrote it."""
+
+    path: str  # the evidence file in the layer ("/var/lib/dpkg/info/openssl.md5sums", ".../RECORD")
+    manager: str  # "dpkg", "apk", "rpm", "pip", "npm", "maven", "gem", "go", "composer" or "cargo"
+    files: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class PackageRef:
+    """The package a finding's file came from, as the image's own evidence names it."""
+
+    ecosystem: str  # "debian", "alpine", "rpm", "pypi", "npm", "maven", "gem", "golang", "composer", "cargo"
+    name: str
+    version: Optional[str] = None
 
 
 # --- findings ---------------------------------------------------------------------------
@@ -261,6 +278,7 @@ class Finding:
     suppressed: Optional[str] = None  # "baseline", "allowlist" or "inherited" (from --base-image)
     confidence: Optional[Confidence] = None  # how sure it is a usable secret (set by triage.py)
     priority: Optional[int] = None  # 1 (act first) to 5 (triaged): severity, confidence and status (triage.py)
+    package: Optional[PackageRef] = None  # the package the file came from, by evidence (triage.py)
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,8 @@ SCAN_OPTIONS = [
     click.option("--rules", "extra_rules", multiple=True, type=click.Path(exists=True),
                  help="Extra rule file or directory of *.yaml rules (repeatable)."),
     click.option("--disable-rule", multiple=True, metavar="ID", help="Turn a rule off (repeatable)."),
+    click.option("--private-package", multiple=True, metavar="GLOB",
+                 help="A package of yours (name glob: acme-*, @acme/*): its files are never triaged (repeatable)."),
     click.option("--no-progress", is_flag=True, help="No progress bar."),
     click.option("--workers", type=click.IntRange(1, 256),
                  help="Worker processes for layers [default: one per core this process may use: its CPU affinity "
@@ -195,7 +197,8 @@ def build(opts: dict[str, Any]) -> Built:
     options = ScanOptions(reveal=opts.get("reveal", False), platform=opts["platform"], limits=limits,
                           workers=opts["workers"], registry=_registry(opts), timeout=opts["timeout"],
                           show_triaged=opts.get("show_triaged", False),
-                          disabled=frozenset(disabled & DETECTOR_RULES))
+                          disabled=frozenset(disabled & DETECTOR_RULES),
+                          private_packages=tuple(opts.get("private_package") or ()))
     cache = NullCache() if opts["no_cache"] else open_cache(opts.get("cache_url") or opts["cache_dir"],
                                                             opts.get("cache_max_size"))
     return Built(rules, options, cache, not opts["no_progress"] and sys.stderr.isatty())

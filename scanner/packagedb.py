@@ -1,210 +1,74 @@
-"""Package databases found in an image: what each distro package installed, file by file, with the
-digest of each file as the package shipped it. Triage (`scanner.triage`) marks a finding `vendor`
-when its file is byte-identical to that.
+"""Package evidence found in an image: distro package databases and language package manifests,
+each reduced to a `PackageDb` (what its packages installed: file digests, or the directories the
+package wrote in that layer). Triage (`scanner.triage`) marks a finding by it.
 
-Read while a layer is walked (`is_package_db` picks the files, `read_package_db` reduces one to a
-`PackageDb`): the layer scan stays a pure function of the layer's bytes, and the reduced form is
-what the layer cache keeps.
+Read while a layer is walked (`is_package_db` picks the files, `read_package_db` reduces one):
+the layer scan stays a pure function of the layer's bytes, and the reduced form is what the layer
+cache keeps. `is_package_db` runs on every file of every layer: a look at the base name first, a
+pattern only for the few names that may be evidence. The readers (`scanner.packages`):
 
-| manager | file(s) | digest |
-|---|---|---|
-| dpkg | `/var/lib/dpkg/info/*.md5sums`, distroless `/var/lib/dpkg/status.d/*.md5sums` | md5 |
-| dpkg | `/var/lib/dpkg/status` and `status.d/*` `Conffiles:` (unmodified configuration files) | md5 |
-| apk | `/lib/apk/db/installed` (`R:` name, `Z:Q1` base64 sha1) | sha1 |
-| rpm | `rpmdb.sqlite` (Fedora 33+, RHEL/UBI 9) under `/var/lib/rpm` or `/usr/lib/sysimage/rpm` | per header |
-
-Not read: rpm's Berkeley DB (`Packages`) and NDB (`Packages.db`) formats.
+- `distro`: dpkg, apk, rpm;
+- `python`: dist-info RECORD, METADATA, direct_url.json; egg-info PKG-INFO, installed-files.txt;
+- `npm`: node_modules package.json, lockfiles (npm, yarn and pnpm layouts), npm's cache index;
+- `registries`: Maven caches, Cargo registry sources, Composer, RubyGems, the Go module cache.
 """
 from __future__ import annotations
 
-import base64
-import binascii
-import re
-import sqlite3
-import struct
 from typing import Iterator, Optional
 
 from scanner.models import PackageDb
+from scanner.packages import npm, python, registries
+from scanner.packages.distro import (MAX_PACKAGE_DB, canonical, is_distro_db, may_be_packaged, read_distro_db,
+                                     rpm_header_files)
+from scanner.packages.records import records
 
-MAX_PACKAGE_DB = 256 << 20  # a larger database file is scanned like any file, not read for triage
+__all__ = ["MAX_PACKAGE_DB", "MAX_MANIFEST", "canonical", "entries", "in_jar_cache", "is_package_db", "may_be_packaged",
+           "read_package_db", "rpm_header_files"]
 
-_DPKG_MD5SUMS = re.compile(r"^/var/lib/dpkg/(?:info|status\.d)/[^/]+\.md5sums$")
-_DPKG_STATUS = re.compile(r"^/var/lib/dpkg/(?:status|status\.d/[^/]+)$")
-_APK = re.compile(r"^/(?:usr/)?lib/apk/db/installed$")
-_RPM_SQLITE = re.compile(r"^/(?:var/lib/rpm|usr/lib/sysimage/rpm)/rpmdb\.sqlite$")
-_HEX = re.compile(r"^[0-9a-f]+$")
-# merged /usr: a package may list /lib/x or /usr/lib/x for the file a tar holds at the other one
-_MERGED = ("/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/")
-
-
-_DB_DIRS = ("/var/lib/", "/lib/apk/", "/usr/lib/")  # where every database above lies
-
-
-def is_package_db(path: str) -> bool:
-    return path.startswith(_DB_DIRS) and bool(_DPKG_MD5SUMS.match(path) or _DPKG_STATUS.match(path)
-                                               or _APK.match(path) or _RPM_SQLITE.match(path))
+MAX_MANIFEST = 32 << 20  # a larger language manifest is scanned like any file, not read for triage
+_DISTRO = ("/var/lib/dpkg/", "/lib/apk/db/", "/usr/lib/apk/db/", "/var/lib/rpm/", "/usr/lib/sysimage/rpm/")
+_BY_NAME = {**{n: (python.is_python, python.read_python) for n in python.NAMES},
+            **{n: (npm.is_npm, npm.read_npm) for n in npm.NAMES},
+            **{n: (registries.is_registry, registries.read_registry) for n in registries.NAMES}}
+_BY_SUFFIX = {s: (registries.is_registry, registries.read_registry) for s in registries.SUFFIXES}
+_NPM_CACHE = (npm.is_cache_index, npm.read_cache_index)  # hex names: asked of names of their length only
 
 
-# where distro packages put files (FHS): not /usr/local, /home, /root, /tmp or an application's own
-# tree (/app, /srv, /workspace), which pip, npm and the image's own build fill
-_PACKAGED = ("/usr/", "/etc/", "/opt/", "/var/", "/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/",
-             "/boot/")
-_NOT_PACKAGED = ("/usr/local/", "/var/tmp/")
+def _reader(path: str):
+    base = path[path.rfind("/") + 1:]
+    pair = _BY_NAME.get(base)
+    if pair is None:
+        dot = base.rfind(".")
+        pair = _BY_SUFFIX.get(base[dot:]) if dot > 0 else _NPM_CACHE if len(base) == 60 else None
+    return pair if pair is not None and pair[0](path, base) else None
 
 
-def may_be_packaged(path: str) -> bool:
-    """Whether a package manager could have installed the file at `path`: where the walk needs
-    the md5 dpkg records of a file too large to keep (hashed as it streams, before its hits are
-    known; md5 is the costliest of the hashes). A file elsewhere that a database lists after all
-    is not marked `vendor`: reported, never hidden."""
-    return path.startswith(_PACKAGED) and not path.startswith(_NOT_PACKAGED)
+def in_jar_cache(path: str) -> bool:
+    """A jar in a Maven repository or Gradle's cache: the walk keeps the sha1 of such a file even
+    when it streams it (the digest both caches record; a Maven/Gradle jar is often over 8 MiB)."""
+    return path.endswith((".jar", ".war", ".aar", ".ear")) and ("/repository/" in path or "/files-2.1/" in path)
 
 
-def canonical(path: str) -> str:
-    """The path a merged-/usr system gives a file (`/lib/x` and `/usr/lib/x` are one file)."""
-    return "/usr" + path if path.startswith(_MERGED) else path
+def is_package_db(path: str, size: int = 1) -> bool:
+    """Whether the walk should read the file at `path` (of `size` bytes) as package evidence."""
+    if path.startswith(_DISTRO):
+        return size <= MAX_PACKAGE_DB and is_distro_db(path)
+    return size <= MAX_MANIFEST and _reader(path) is not None
 
 
 def read_package_db(path: str, data: bytes) -> Optional[PackageDb]:
-    """The file's records as `PackageDb`, or None when it is not one (or cannot be read)."""
-    if _DPKG_MD5SUMS.match(path):
-        lines = _dpkg_md5sums(data)
-    elif _DPKG_STATUS.match(path):
-        lines = _dpkg_conffiles(data)
-    elif _APK.match(path):
-        lines = _apk_installed(data)
-    elif _RPM_SQLITE.match(path):
-        lines = _rpm_sqlite(data)
-    else:
-        return None
-    manager = "apk" if _APK.match(path) else "rpm" if _RPM_SQLITE.match(path) else "dpkg"
-    return PackageDb(path, manager, "".join(f"{d} {p}\n" for d, p in lines))
+    """The file's records as `PackageDb`, or None when it is not evidence (or cannot be read)."""
+    try:
+        if path.startswith(_DISTRO):
+            return read_distro_db(path, data)
+        pair = _reader(path)
+        return None if pair is None else pair[1](path, data)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+        return None  # evidence that cannot be read is no evidence; the file is still scanned
 
 
 def entries(db: PackageDb) -> Iterator[tuple[str, str]]:
-    """(canonical path, "algo:hex") of every file the database records."""
-    for line in db.files.splitlines():
-        digest, _, path = line.partition(" ")
-        if path:
-            yield canonical(path), digest
-
-
-def _text(data: bytes) -> str:
-    return data.decode("utf-8", "surrogateescape")
-
-
-def _dpkg_md5sums(data: bytes) -> Iterator[tuple[str, str]]:
-    for line in _text(data).splitlines():
-        digest, _, path = line.partition(" ")
-        path = path.lstrip(" ")
-        if len(digest) == 32 and _HEX.match(digest) and path:
-            yield f"md5:{digest}", "/" + path.lstrip("/")
-
-
-def _dpkg_conffiles(data: bytes) -> Iterator[tuple[str, str]]:
-    """` /etc/x <md5> [obsolete]` lines under `Conffiles:`, in every stanza."""
-    inside = False
-    for line in _text(data).splitlines():
-        if not line.startswith((" ", "\t")):
-            inside = line.startswith("Conffiles:")
-            continue
-        if inside:
-            parts = line.split()
-            if len(parts) >= 2 and len(parts[1]) == 32 and _HEX.match(parts[1]):
-                yield f"md5:{parts[1]}", parts[0]
-
-
-def _apk_installed(data: bytes) -> Iterator[tuple[str, str]]:
-    """`F:` directory, `R:` file name, then `Z:Q1<base64 sha1>` of that file."""
-    folder = name = ""
-    for line in _text(data).splitlines():
-        key, _, value = line.partition(":")
-        if not line:
-            folder = name = ""
-        elif key == "F":
-            folder, name = value.strip("/"), ""
-        elif key == "R":
-            name = value
-        elif key == "Z" and name and value.startswith("Q1"):
-            try:
-                sha1 = base64.b64decode(value[2:], validate=True).hex()
-            except (binascii.Error, ValueError):
-                continue
-            yield f"sha1:{sha1}", "/" + "/".join(p for p in (folder, name) if p)
-            name = ""
-
-
-# --- rpm -------------------------------------------------------------------------------------
-
-_NAMES, _DIRINDEXES, _BASENAMES, _DIRNAMES, _DIGESTS, _OLDNAMES, _ALGO = 1000, 1116, 1117, 1118, 1035, 1027, 5011
-_RPM_ALGOS = {1: "md5", 2: "sha1", 8: "sha256", 9: "sha384", 10: "sha512", 11: "sha224"}
-
-
-def _rpm_sqlite(data: bytes) -> Iterator[tuple[str, str]]:
-    """Every package header of an rpmdb.sqlite, read in memory (never written to disk)."""
-    con = sqlite3.connect(":memory:")
-    try:
-        if not hasattr(con, "deserialize"):  # Python < 3.11: no in-memory opening
-            return
-        con.deserialize(data)
-        rows = con.execute("SELECT blob FROM Packages").fetchall()
-    except sqlite3.Error:
-        return
-    finally:
-        con.close()
-    for (blob,) in rows:
-        if isinstance(blob, bytes):
-            yield from rpm_header_files(blob)
-
-
-def rpm_header_files(blob: bytes) -> Iterator[tuple[str, str]]:
-    """("algo:hex", path) of each file an rpm header lists with a digest; nothing if malformed."""
-    try:
-        tags = _rpm_tags(blob)
-        algo = _RPM_ALGOS.get(tags[_ALGO][0] if _ALGO in tags else 1)
-        digests = tags.get(_DIGESTS, [])
-        if _BASENAMES in tags:
-            dirs, index = tags[_DIRNAMES], tags[_DIRINDEXES]
-            paths = [dirs[index[i]] + base for i, base in enumerate(tags[_BASENAMES])]
-        else:
-            paths = tags.get(_OLDNAMES, [])
-    except (KeyError, IndexError, TypeError, struct.error):
-        return
-    if algo is None:
-        return
-    for path, digest in zip(paths, digests):
-        if isinstance(path, str) and isinstance(digest, str) and digest and _HEX.match(digest):
-            yield f"{algo}:{digest}", path
-
-
-def _rpm_tags(blob: bytes) -> dict[int, list]:
-    """The string-array and int32 tags of a header blob (il, dl, index entries, data store)."""
-    if len(blob) < 8:
-        return {}
-    il, dl = struct.unpack(">II", blob[:8])
-    store = 8 + 16 * il
-    if il > 100_000 or store + dl > len(blob):
-        return {}
-    wanted = {_NAMES, _DIRINDEXES, _BASENAMES, _DIRNAMES, _DIGESTS, _OLDNAMES, _ALGO}
-    out: dict[int, list] = {}
-    for i in range(il):
-        tag, kind, offset, count = struct.unpack(">IIII", blob[8 + 16 * i:24 + 16 * i])
-        if tag not in wanted or offset > dl or count > 10_000_000:
-            continue
-        at = store + offset
-        if kind == 4:  # INT32 array
-            out[tag] = list(struct.unpack(f">{count}I", blob[at:at + 4 * count]))
-        elif kind in (6, 8, 9):  # STRING, STRING_ARRAY, I18NSTRING
-            out[tag] = _strings(blob, at, store + dl, count)
-    return out
-
-
-def _strings(blob: bytes, at: int, end: int, count: int) -> list[str]:
-    out = []
-    for _ in range(count):
-        stop = blob.find(b"\0", at, end)
-        if stop < 0:
-            break
-        out.append(blob[at:stop].decode("utf-8", "surrogateescape"))
-        at = stop + 1
-    return out
+    """(canonical path, "algo:hex") of every file digest the evidence records."""
+    for e in records(db.manager, db.files):
+        if e.kind == "digest":
+            yield canonical(e.path), e.value

@@ -62,6 +62,7 @@ class ScanOptions:
     timeout: Optional[float] = None  # wall-clock seconds for the whole scan (--timeout); None: none
     show_triaged: bool = False  # the table lists vendor / known-public findings (--show-triaged)
     disabled: frozenset[str] = frozenset()  # --disable-rule ids of the entropy and credential-file detectors
+    private_packages: tuple[str, ...] = ()  # --private-package / private-packages: globs, never triaged
 
 
 class _StreamSink:
@@ -97,7 +98,7 @@ class Scanner:
         if known is None:  # generic secrets and credential files: only what the rules leave
             detectors += [EntropyDetector(detector), CredentialFileDetector(detector)]
             digest = f"{digest}+entropy+files"  # which detectors run; their code is in every key (cachekey)
-        self.triage = Triage(rules) if known is None else None
+        self.triage = Triage(rules, private_packages=options.private_packages) if known is None else None
         # values are kept in memory for scrubbing the config; they reach output only with --reveal
         self.content = ContentScanner(detectors, keep_values=True)
         self.config = ConfigScanner(self.content)

@@ -9,6 +9,7 @@ baseline: .layerscan-baseline.json
 base-image: base.tar
 rules: [ci/extra-rules.yaml]   # extra rule files or directories
 disable-rules: [jwt]
+private-packages: ["acme-*", "@acme/*", "com.acme:*"]  # own packages: never triaged `package`/`vendor`
 allowlist:
   secrets: [<sha256 hex of an accepted secret>]
   rules: [generic-password]
@@ -40,7 +41,7 @@ SCALAR_KEYS = {"fail-on": "fail_on", "fail-on-incomplete": "fail_on_incomplete",
                "fail-on-triaged": "fail_on_triaged", "workers": "workers", "format": "fmt",
                "cache-max-size": "cache_max_size"}
 PATH_KEYS = {"baseline": "baseline", "base-image": "base_image", "cache-dir": "cache_dir"}
-LIST_KEYS = {"status": "status", "disable-rules": "disable_rule"}
+LIST_KEYS = {"status": "status", "disable-rules": "disable_rule", "private-packages": "private_package"}
 KNOWN = set(SCALAR_KEYS) | set(PATH_KEYS) | set(LIST_KEYS) | {"rules", "allowlist", "limits", "serve"}
 # the file's key for each command parameter it sets, for error messages
 KEY_OF = {param: key for keys in (SCALAR_KEYS, PATH_KEYS, LIST_KEYS) for key, param in keys.items()}
@@ -84,6 +85,7 @@ def load_settings(path: str) -> tuple[dict[str, Any], Allowlist]:
     for key, param in LIST_KEYS.items():
         if key in doc:
             defaults[param] = tuple(_strings(doc[key], key, path))
+    _check_patterns(defaults.get("private_package", ()), path)
     if "rules" in doc:
         defaults["extra_rules"] = tuple(_path(p, here, "rules", path) for p in _strings(doc["rules"], "rules", path))
     defaults.update(_limits(doc.get("limits"), path))
@@ -102,6 +104,15 @@ def _strings(value: Any, key: str, path: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise SettingsError(f"{path}: {key} must be a list of strings")
     return value
+
+
+def _check_patterns(patterns: tuple[str, ...], path: str) -> None:
+    """private-packages: globs on package names (`acme-*`, `@acme/*`, `com.acme:*`)."""
+    for p in patterns:
+        if not p.strip() or p != p.strip() or any(ord(c) < 0x20 or c == "\x7f" for c in p):
+            raise SettingsError(f"{path}: private-packages: {p!r} is not a package name pattern")
+        if p.strip("*?") == "":
+            raise SettingsError(f"{path}: private-packages: {p!r} would name every package private")
 
 
 def _limits(value: Any, path: str) -> dict[str, Any]:

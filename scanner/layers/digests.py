@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Callable, Optional
 
-from scanner.packagedb import may_be_packaged
+from scanner.packagedb import in_jar_cache, may_be_packaged
 
 KEPT = 8 << 20  # bytes of a file kept in memory, to hash it only if it has a hit
 
@@ -25,6 +25,7 @@ class HashingRead:
         self._kept_bytes = 0
         self._hash: Optional["hashlib._Hash"] = None  # streaming: past KEPT
         self._md5: Optional["hashlib._Hash"] = None
+        self._sha1: Optional["hashlib._Hash"] = None  # streamed: of a Maven or Gradle jar only (triage)
 
     def read(self, n: int = -1) -> bytes:
         if self._tick is not None:
@@ -38,6 +39,7 @@ class HashingRead:
         if self._kept_bytes > KEPT:  # too much to keep: hash from here on
             self._hash = hashlib.sha256()
             self._md5 = hashlib.md5() if may_be_packaged(self._path) else None
+            self._sha1 = hashlib.sha1() if in_jar_cache(self._path) else None
             for chunk in self._kept:
                 self._update(chunk)
             self._kept = []
@@ -47,14 +49,17 @@ class HashingRead:
         self._hash.update(data)  # type: ignore[union-attr]
         if self._md5 is not None:
             self._md5.update(data)
+        if self._sha1 is not None:
+            self._sha1.update(data)
 
     def digests(self) -> tuple[str, Optional[str], Optional[str]]:
-        """sha256, md5 (not of a file streamed outside the packaged places) and (files kept whole
-        only) sha1, of the whole file."""
+        """sha256, md5 (not of a file streamed outside the packaged places) and sha1 (of a file
+        streamed: only of a jar in a Maven or Gradle cache), of the whole file."""
         while self.read(1 << 20):  # the scanner may stop early (limits): hash what it did not read
             pass
         if self._hash is not None:
-            return self._hash.hexdigest(), self._md5.hexdigest() if self._md5 is not None else None, None
+            return (self._hash.hexdigest(), self._md5.hexdigest() if self._md5 is not None else None,
+                    self._sha1.hexdigest() if self._sha1 is not None else None)
         return held_digests(b"".join(self._kept))
 
 

@@ -23,7 +23,7 @@ from scanner.layers.tarstream import TarStream, members, open_member, open_tar, 
 from scanner.limits import Limits
 from scanner.models import FileMeta, Hit, Layer, LayerScan, PackageDb, Skipped
 from scanner.pathevents import EntryKind, PathEvents
-from scanner.packagedb import MAX_PACKAGE_DB, is_package_db, read_package_db
+from scanner.packagedb import is_package_db, read_package_db
 from scanner.sources.blobs import HashingReader, is_document, open_blob, open_layer
 from scanner.sources.interface import SourceError
 
@@ -125,7 +125,7 @@ class _Walk:
             self.regular.add(path)
             f, size = open_member(tf, info)
             data: Optional[bytes] = None  # the file read whole (most files), else streamed from `f`
-            if 0 < size <= MAX_PACKAGE_DB and is_package_db(path):
+            if size and is_package_db(path, size):
                 data = self._package_db(path, f)
             elif self.outbox is not None and self.outbox.wants(size):
                 data = read_whole(f.read, size)

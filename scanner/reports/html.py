@@ -137,6 +137,9 @@ def _attrs(f: Finding) -> str:
 def _status(f: Finding) -> str:
     text = f.status.value + (f" in layer {f.removed_in.index}" if f.removed_in else "")
     text += f" ({f.suppressed})" if f.suppressed else ""
+    text += f" ({f.triage})" if f.triage else ""
+    if f.package is not None:
+        text += f" [{f.package.ecosystem} {f.package.name} {f.package.version or ''}]".replace(" ]", "]")
     return f'<span class="status st-{e(f.status.value)}">{e(text)}</span>'
 
 

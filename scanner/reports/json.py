@@ -64,6 +64,8 @@ def finding_dict(f: Finding, reveal: bool) -> dict[str, Any]:
          "created": f.removed_in.created},
         "secret": secret,
         "triage": f.triage,
+        "package": None if f.package is None else
+        {"ecosystem": f.package.ecosystem, "name": f.package.name, "version": f.package.version},
         "suppressed": f.suppressed,
         "confidence": None if f.confidence is None else f.confidence.value,
         "priority": f.priority,

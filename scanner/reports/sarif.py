@@ -99,6 +99,10 @@ def _result(f: Finding, reveal: bool, index: dict[str, int]) -> dict[str, Any]:
         props["removedInLayer"] = f.removed_in.index
     if reveal and f.hit.secret.value is not None:
         props["value"] = f.hit.secret.value
+    if f.triage:
+        props["triage"] = f.triage
+    if f.package is not None:
+        props["package"] = {"ecosystem": f.package.ecosystem, "name": f.package.name, "version": f.package.version}
     result: dict[str, Any] = {
         "ruleId": f.hit.rule_id,
         "ruleIndex": index[f.hit.rule_id],

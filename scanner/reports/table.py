@@ -6,6 +6,7 @@ import click
 from scanner.models import Finding, ImageResult, ScanResult, Severity
 from scanner.reports.grouping import GroupBy, SecretGroup, group_by_secret
 from scanner.reports.interface import Report
+from scanner.triage import top_packages
 
 ACCEPTED = {"inherited": "inherited from the base image (not gating)",
             "baseline": "accepted by the baseline", "allowlist": "allowlisted"}
@@ -100,7 +101,7 @@ def render_triaged(triaged: list[Finding], reveal: bool, show: bool) -> list[str
     for f in triaged:
         kinds[f.triage or ""] = kinds.get(f.triage or "", 0) + 1
     count = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
-    lines = [click.style(f"{TRIAGED}: {len(triaged)} finding(s) ({count})"
+    lines = [click.style(f"{TRIAGED}: {len(triaged)} finding(s) ({count})" + most_in(triaged)
                          + ("" if show else "; --show-triaged lists them"), fg="cyan")]
     if show:
         rows = [_row(f, reveal) for f in triaged]
@@ -108,6 +109,16 @@ def render_triaged(triaged: list[Finding], reveal: bool, show: bool) -> list[str
             row[2] += f" ({f.triage})"
         lines += ["  " + line for line in render_rows(rows, [f.hit.severity for f in triaged])[1:]]
     return lines
+
+
+def most_in(triaged: list[Finding]) -> str:
+    """`; most in: botocore 1.34.1 (pypi, 120), ...`: the packages holding most triaged findings
+    (`triage.top_packages`), names cleaned for the terminal."""
+    top = top_packages(triaged)
+    if not top:
+        return ""
+    return "; most in: " + ", ".join(_short(f"{p.name} {p.version or ''}".strip(), 60) + f" ({p.ecosystem}, {n})"
+                                     for p, n in top)
 
 
 SIGHTING_HEADERS = ("IMAGE", "STATUS", "LAYER", "LOCATION")

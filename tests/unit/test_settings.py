@@ -13,7 +13,7 @@ import pytest
 from scanner.cli import cli
 from scanner.gate import Allowlist, Policy
 from scanner.models import Severity, Status
-from scanner.options import policy
+from scanner.options import build, policy
 from scanner.settings import SettingsError, find_settings, load_settings
 from tests import imagekit as ik
 from tests.unit.conftest import write_image
@@ -102,6 +102,7 @@ baseline: ci/baseline.json
 base-image: oci:base
 rules: [rules/gate.yaml, /abs/rules]
 disable-rules: [gate-low]
+private-packages: ["acme-*", "@acme/*"]
 allowlist:
   secrets: ["{sha}"]
   rules: [gate-medium]
@@ -122,6 +123,7 @@ def test_load_every_key(project):
         "fail_on": "high", "status": ("present", "config"), "fail_on_incomplete": True, "fail_on_triaged": True,
         "baseline": str(project / "ci/baseline.json"), "base_image": "oci:base",
         "extra_rules": (str(project / "rules/gate.yaml"), "/abs/rules"), "disable_rule": ("gate-low",),
+        "private_package": ("acme-*", "@acme/*"),
         "max_depth": 2, "max_file_size": "1G", "max_archive_bytes": "512M", "max_layer_bytes": "8G",
         "max_ratio": 100, "max_file_findings": 50, "workers": 2, "cache_dir": str(project / "cache"), "fmt": "json",
     }
@@ -138,6 +140,7 @@ def test_every_key_reaches_the_command(project):
         str(project / "ci/baseline.json"), "oci:base", "json", 2, str(project / "cache"))
     assert p["extra_rules"] == (str(project / "rules/gate.yaml"), str(project / "rules"))
     assert p["disable_rule"] == ("gate-low",)
+    assert p["private_package"] == ("acme-*", "@acme/*")
     assert (p["max_depth"], p["max_file_size"], p["max_archive_bytes"], p["max_layer_bytes"], p["max_ratio"],
             p["max_file_findings"]) == (2, 1 << 30, 512 << 20, 8 << 30, 100, 50)
     assert ctx.meta["allowlist"].rules == frozenset({"gate-medium"})
@@ -152,6 +155,12 @@ def test_flags_override_every_key(project):
     assert policy(p) == Policy(Severity.LOW, frozenset({Status.DELETED}), False, False)
     assert (p["baseline"], p["base_image"], p["disable_rule"], p["max_depth"], p["max_file_size"], p["workers"],
             p["cache_dir"], p["fmt"]) == ("other.json", "base.tar", ("gate-high",), 1, 1024, 3, "/tmp/c", "table")
+
+
+def test_private_packages_reach_the_triage(project):
+    settings(project, "private-packages: [acme-*]\n")
+    assert build(parsed("--no-cache").params).options.private_packages == ("acme-*",)
+    assert build(parsed("--no-cache", "--private-package", "@corp/*").params).options.private_packages == ("@corp/*",)
 
 
 def test_fail_on_precedence(project, images, scan):
@@ -288,6 +297,10 @@ def test_the_baseline_command_reads_the_file_too(project, images, scan):
     ("limits: {max-size: 1}\n", "{f}: limits takes max-archive-bytes, max-depth, max-file-findings, max-file-size, max-findings, max-image-bytes, "
      "max-image-files, max-layer-bytes, max-ratio, timeout"),
     ("allowlist: [a]\n", "{f}: allowlist takes secrets, rules and paths"),
+    ("private-packages: [1]\n", "{f}: private-packages must be a list of strings"),
+    ("private-packages: ['']\n", "{f}: private-packages: '' is not a package name pattern"),
+    ("private-packages: ['*']\n", "{f}: private-packages: '*' would name every package private"),
+    ('private-packages: ["a\\tb"]\n', "{f}: private-packages: 'a\\tb' is not a package name pattern"),
     ("allowlist: {secrets: [abc]}\n", "{f}: allowlist.secrets are sha256 hex digests (as in the JSON report)"),
     ("allowlist: {paths: ['(']}\n", "{f}: allowlist.paths: bad regex (missing ), unterminated subpattern at "
      "position 0)"),

@@ -12,7 +12,7 @@ from scanner.cache import decode, encode
 from scanner.detectors.rules import load_rules
 from scanner.gate import Policy, verdict
 from scanner.errors import ExitCode
-from scanner.models import Confidence, LayerScan, PackageDb, Severity, Status
+from scanner.models import Confidence, LayerScan, PackageDb, PackageRef, Severity, Status
 from scanner.packagedb import entries, is_package_db, read_package_db, rpm_header_files
 from scanner.pipeline import ScanOptions, Scanner
 from scanner.reports.json import JsonReport
@@ -214,3 +214,8 @@ def test_where_a_package_may_have_put_a_file(path, packaged) -> None:
     """Where a streamed file's md5 is worth its cost (dpkg records md5): FHS places, not /usr/local."""
     from scanner.packagedb import may_be_packaged
     assert may_be_packaged(path) is packaged
+
+
+def test_dpkg_vendor_findings_name_their_package(scanned) -> None:
+    found = by_path(scanned)["/usr/share/acme/examples/key.pem"]
+    assert [f.package for f in found] == [PackageRef("debian", "acme", None)]

@@ -125,7 +125,7 @@ def test_json_contract_field_by_field(unit_rules, tmp_path):
         "removed_in": {"index": 1, "created_by": BUILD_ARG_SCRUBBED, "digest": built.layers[1].digest,
                        "created": "2024-01-01T00:02:00Z"},
         "secret": {"sha256": hashlib.sha256(sc.GITHUB_PAT.encode()).hexdigest(), "redacted": redact(sc.GITHUB_PAT)},
-        "triage": None,
+        "triage": None, "package": None,
         "suppressed": None,
         "confidence": "high", "priority": 3,
     }

@@ -61,7 +61,9 @@ def check_contract(doc: dict, reveal: bool = False) -> None:
         assert (f["removed_in"] is not None) == (f["status"] in ("deleted", "overwritten"))
         assert SECRET <= set(f["secret"]) and len(f["secret"]["sha256"]) == 64
         assert ("value" in f["secret"]) == reveal
-        assert f["triage"] in (None, "vendor", "known-public")
+        assert f["triage"] in (None, "vendor", "package", "known-public")
+        assert f["package"] is None or (set(f["package"]) == {"ecosystem", "name", "version"}
+                                        and isinstance(f["package"]["name"], str))
     assert SUMMARY <= set(doc["summary"])
     assert doc["summary"]["findings"] == len(doc["findings"])
 
@@ -96,7 +98,7 @@ def test_document_of_a_known_result(result):
         "status": "deleted",
         "removed_in": {"index": 1, "created_by": L1.created_by, "digest": None, "created": None},
         "secret": {"sha256": sha(sc.GITHUB_PAT), "redacted": "ghp_****...u2wr"},
-        "triage": None,
+        "triage": None, "package": None,
         "file": None,
         "suppressed": None,
         "confidence": None, "priority": None,
