@@ -124,12 +124,56 @@ def looks_like_text(value: bytes) -> bool:
             return True
     if n <= 40:
         letters = _NOT_LETTERS.sub(b"", value.lower().translate(_LEET))
-        if any(w in letters for w in _WEAK):
+        if any(w in letters for w in _WEAK) or _disguised_weak_word(value.lower()):
             return True
     if n >= 24:
         grams = [value[i:i + 3] for i in range(n - 2)]
         return len(set(grams)) < 0.6 * len(grams)
     return False
+
+
+# a weak word with some of its letters (not the first) swapped for digits or symbols, whatever the
+# substitution (`pa33w0rd`, `p@$$w*rd`, `s3cr#t`): at least half of its letters kept
+_DISGUISED = [(w, re.compile(w[:1] + b"".join(b"[" + bytes([c]) + rb"\W\d_]" for c in w[1:])))
+              for w in _WEAK]
+
+
+def _disguised_weak_word(low: bytes) -> bool:
+    for word, pattern in _DISGUISED:
+        for m in pattern.finditer(low):
+            if sum(a == b for a, b in zip(m.group(), word)) * 2 >= len(word):
+                return True
+    return False
+
+
+# stored hashes, not passwords: crypt(3) (`$1$`, `$5$`, `$6$`, bcrypt `$2b$`, yescrypt `$y$`), PHC strings
+# (`$argon2id$`, `$scrypt$`, `$pbkdf2-sha256$`), Django's `pbkdf2_sha256$<n>$salt$hash`, LDAP `{SSHA}`
+_HASH = re.compile(rb"\$(?:1|2[abxy]?|5|6|7|y|gy|md5|sha1|apr1|argon2(?:id|i|d)|scrypt|pbkdf2(?:-sha(?:1|256|512))?|"
+                   rb"bcrypt(?:-sha256)?)\$[./A-Za-z0-9$=+,-]{8,}"
+                   rb"|(?:pbkdf2_sha(?:1|256|512)|argon2|bcrypt(?:_sha256)?|scrypt|sha1|md5|crypt)\$[./A-Za-z0-9$=+,-]{8,}"
+                   rb"|\{(?:SSHA(?:256|512)?|SHA(?:256|512)?|SMD5|MD5|CRYPT|PBKDF2[A-Z0-9-]*|ARGON2)\}[./A-Za-z0-9$=+-]{8,}")
+
+
+def looks_like_hash(value: bytes) -> bool:
+    """A password hash in one of the stored formats: what a password-hash rule reports, not a password."""
+    return bool(_HASH.fullmatch(value.strip(b"'\"")))
+
+
+# the passwords documentation pairs with a user name: Oracle's demo account scott/tiger (in
+# SQLAlchemy's, Django's and many ORMs' docs, also as `tiger^5HHH`), `foo:bar`, `john:doe`
+_DEMO_PAIRS = {b"scott": b"tiger", b"foo": b"bar", b"john": b"doe", b"jdoe": b"doe", b"alice": b"alice",
+               b"bob": b"bob", b"user": b"pass", b"username": b"pass"}
+
+
+def is_example_credential(user: bytes, password: bytes) -> bool:
+    """A `user:password` pair from documentation: the password is the user name (`postgres:postgres`),
+    a placeholder, or the one the docs pair with that user (`scott:tiger`, `scott:tiger^5HHH`)."""
+    u, p = user.lower(), password.lower()
+    if u and (p == u or p.startswith(u + b"@")):
+        return True
+    demo = _DEMO_PAIRS.get(u)
+    letters = _NOT_LETTERS.sub(b"", p.translate(_LEET))
+    return bool(demo and letters.startswith(demo)) or is_placeholder(password)
 
 
 def shannon_entropy(data: bytes) -> float:
