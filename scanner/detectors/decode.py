@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Callable, Optional
 
 from scanner.detectors.content import BINARY_SNIFF, ContentScanner, Located
+from scanner.detectors.marshal_strings import pyc_view
 
 Read = Callable[[int], bytes]
 
@@ -28,6 +29,7 @@ UTF16_SNIFF = 4096  # bytes whose NUL pattern tells UTF-16 text without a BOM
 UTF16_TAIL = 256  # bytes of the previous chunk kept for a keyword on a chunk border
 MIN_RUN = 8  # printable characters in a UTF-16LE run of a binary, as `strings -n 8 -el`
 MAX_TAIL = 64 << 10  # an unfinished run longer than this is passed on before it ends
+PYC_MAX = 8 << 20  # a larger .pyc is scanned as raw bytes, streamed
 
 _MAGIC = (b"\x7fELF", b"\xca\xfe\xba\xbe", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf",
           b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe")
@@ -235,6 +237,10 @@ def scan_bytes(content: ContentScanner, data: bytes, path: Optional[str], most: 
         kind = classify(data[:BINARY_SNIFF])
         if kind is TextKind.TEXT:
             return content.scan_whole(data, path)
+        if kind is TextKind.BINARY and _is_pyc(data):
+            strings = scan_pyc(content, data, path, most)
+            if strings is not None:
+                return strings
         if kind is TextKind.BINARY:
             found = [Located(loc.match, None) for loc in content.scan_whole(data, path)]  # no lines in binaries
             if content.may_hold_utf16(data):  # its UTF-16 strings, as `scan_views` extracts them
@@ -245,11 +251,42 @@ def scan_bytes(content: ContentScanner, data: bytes, path: Optional[str], most: 
     return scan_views(content, io.BytesIO(data).read, path, most)
 
 
+def scan_pyc(content: ContentScanner, data: bytes, path: Optional[str], most: Optional[int] = None
+             ) -> Optional[list[Located]]:
+    """A `.pyc` scanned as its string objects, one a line (`marshal_strings`): the marshal framing
+    around a string no longer glues onto a token. None: the raw bytes are to be scanned instead
+    (no detector's pass finds anything in them, the cheap case; or a stream this cannot read)."""
+    if content.gated_out(data):
+        return None
+    view = pyc_view(data)
+    if view is None:
+        return None
+    # judged as the source it was compiled from: in code, only a quoted value is data
+    source = path[:-1] if path and path.endswith(".pyc") else path
+    return [Located(loc.match, None) for loc in scan_views(content, io.BytesIO(view).read, source, most)]
+
+
+def _read_upto(read: Read, n: int) -> bytes:
+    parts, got = [], 0
+    while got < n:
+        data = read(min(n - got, 1 << 20))
+        if not data:
+            break
+        parts.append(data)
+        got += len(data)
+    return b"".join(parts)
+
+
 def scan_views(content: ContentScanner, read: Read, path: Optional[str], most: Optional[int] = None) -> list[Located]:
     """Every view of the file `read` streams, through `content`; memory bounded by its chunk size
     (and, with `most`, by the matches kept: reading stops soon after there are more than that)."""
     head = read(BINARY_SNIFF)
     kind = classify(head)
+    if _is_pyc(head):  # read whole (it is small) for its strings view
+        head += _read_upto(read, PYC_MAX - len(head) + 1)
+        found = scan_pyc(content, head, path, most) if len(head) <= PYC_MAX else None
+        if found is not None:
+            return found
     source = prefixed(head, read)
     if kind is TextKind.TEXT:
         return content.scan_stream(source, path, most)

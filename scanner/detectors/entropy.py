@@ -81,6 +81,7 @@ _NOT_DATA = [re.compile(p) for p in (
     r"^[A-Za-z_][A-Za-z0-9_]*=$", r"^:[a-z]+:", r"^:[A-Z0-9_]+[:)\]]", r"^:[A-Z_]+$", r"[^\x21-\x7e]", r"^[A-Z]+$",
     r"^[A-Za-z_][A-Za-z0-9_.]*[)\]}]", r"^[A-Za-z]+(?:-[A-Za-z]+){2,}$", r"^[A-Za-z]+[:./-][A-Za-z]+$",
     r"\\[wdsWDS./-]|\[[A-Za-z0-9]-[A-Za-z0-9]|\\\\", r"&[a-z_]{2,}=", r"\|", r"^[\[(]",  # regexes, queries, types
+    r"\)[?*+]|\.[*+]|\[[^\]]+\][*+?{]|\(\?[:!=<]", r"^[a-z0-9_.-]+(?:/[a-z0-9_.-]+)*/$",  # regexes; a path prefix
     r"^[a-z][a-z0-9_./-]*!?\*$|^\*[a-z]", r"^[a-z0-9-]+(?:/[a-z0-9-]+)+$",  # globs and relative paths
 )]
 _CONFIG_LIKE = {"", ".env", ".sh", ".bash", ".zsh", ".rc", ".txt", ".service", ".envrc", ".secrets",
