@@ -147,11 +147,13 @@ def _disguised_weak_word(low: bytes) -> bool:
 
 
 # stored hashes, not passwords: crypt(3) (`$1$`, `$5$`, `$6$`, bcrypt `$2b$`, yescrypt `$y$`), PHC strings
-# (`$argon2id$`, `$scrypt$`, `$pbkdf2-sha256$`), Django's `pbkdf2_sha256$<n>$salt$hash`, LDAP `{SSHA}`
+# (`$argon2id$`, `$scrypt$`, `$pbkdf2-sha256$`), Django's `pbkdf2_sha256$<n>$salt$hash`, LDAP `{SSHA}`,
+# PostgreSQL's `md5<hex>` and `SCRAM-SHA-256$...`, MySQL's `*<40 hex>`
 _HASH = re.compile(rb"\$(?:1|2[abxy]?|5|6|7|y|gy|md5|sha1|apr1|argon2(?:id|i|d)|scrypt|pbkdf2(?:-sha(?:1|256|512))?|"
                    rb"bcrypt(?:-sha256)?)\$[./A-Za-z0-9$=+,-]{8,}"
                    rb"|(?:pbkdf2_sha(?:1|256|512)|argon2|bcrypt(?:_sha256)?|scrypt|sha1|md5|crypt)\$[./A-Za-z0-9$=+,-]{8,}"
-                   rb"|\{(?:SSHA(?:256|512)?|SHA(?:256|512)?|SMD5|MD5|CRYPT|PBKDF2[A-Z0-9-]*|ARGON2)\}[./A-Za-z0-9$=+-]{8,}")
+                   rb"|\{(?:SSHA(?:256|512)?|SHA(?:256|512)?|SMD5|MD5|CRYPT|PBKDF2[A-Z0-9-]*|ARGON2)\}[./A-Za-z0-9$=+-]{8,}"
+                   rb"|md5[0-9a-f]{32}|SCRAM-SHA-(?:1|256)\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=:]+|\*[0-9A-F]{40}")
 
 
 def looks_like_hash(value: bytes) -> bool:
