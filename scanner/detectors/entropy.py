@@ -60,7 +60,7 @@ _NOT_SECRET_NAME = re.compile(
     r"csrf|xsrf|verification|confirmation|lifecycle|copy|work|import|export|update|policy|backward|forward|"
     r"marker|cursor|max|min)[_.-]?tokens?$"
     r"|(?:[_.-]?ids?|arn|name|type|file|path|dir|url|uri|len|length|size|count|ttl|expiry|expires|expiration|"
-    r"blob|ciphertext|version|format|algorithm|field|header|prefix|label|description|enabled|required|"
+    r"blob|ciphertext|version|format|algorithm|field|header|prefix|label|description|enabled|required|error|exception|"
     r"manager|store|provider|method|mode|rotation|location|hint|policy|question|reset|changed)$|::|:.*:")  # ARNs
 LINE = 512  # bytes looked at on each side of a candidate place, within its line
 MIN_KEYWORD, MIN_ENTROPY = 8, 20  # shortest value reported by keyword, by entropy alone
@@ -78,6 +78,7 @@ _NOT_DATA = [re.compile(p) for p in (
     r"^[&*@][A-Za-z_][\w./-]*$", r"^\d+$", r"\{\{|\}\}|\$\{",
     r"^arn:", r"^[a-z_][a-z0-9_.]*:[A-Za-z_]\w*$", r"\s", r"\\[nrt0u]",  # ARNs, module:attr, text, escapes
     r"^:[A-Za-z_]",  # `RsaPrivateKey::dUnknown`: a scope, not a value
+    r"^\.{1,2}[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*$",  # a relative module: `"ApiKeyError": ".exceptions"`
     r"^[A-Za-z_][A-Za-z0-9_]*=$", r"^:[a-z]+:", r"^:[A-Z0-9_]+[:)\]]", r"^:[A-Z_]+$", r"[^\x21-\x7e]", r"^[A-Z]+$",
     r"^[A-Za-z_][A-Za-z0-9_.]*[)\]}]", r"^[A-Za-z]+(?:-[A-Za-z]+){2,}$", r"^[A-Za-z]+[:./-][A-Za-z]+$",
     r"\\[wdsWDS./-]|\[[A-Za-z0-9]-[A-Za-z0-9]|\\\\", r"&[a-z_]{2,}=", r"\|", r"^[\[(]",  # regexes, queries, types

@@ -28,7 +28,8 @@ _EXAMPLE = re.compile(rb"(?<![.@])example(?!\.(?:com|org|net)\b)")
 # The words example passwords are made of, once digits, punctuation and l33t are taken out
 _WORDS = {b"password", b"passwd", b"passphrase", b"secret", b"topsecret", b"pass", b"admin", b"root",
           b"letmein", b"qwerty", b"welcome", b"default", b"changeit", b"test", b"demo", b"foobar", b"mypassword",
-          b"mysecret", b"supersecret", b"secretkey", b"secretpassword", b"anonymous", b"guest", b"user"}
+          b"mysecret", b"supersecret", b"secretkey", b"secretpassword", b"anonymous", b"guest", b"user",
+          b"masterkey", b"tiger"}  # Firebird's documented default, Oracle's demo account's
 _LEET = bytes.maketrans(b"01345$7@", b"oieassta")
 _NOT_LETTERS = re.compile(rb"[^a-z]")
 # printf / Go / str.format fields (`wrong%d`, `%vHTTP2_...`, `{0}`), not a `%` in a random password
