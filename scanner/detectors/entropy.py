@@ -44,8 +44,8 @@ from scanner.detectors.assignments import QUOTED, QUOTED_SHAPE, SHAPE, assigned,
 from scanner.detectors.config import SECRET_NAME as CONFIG_SECRET_NAME
 from scanner.detectors.interface import Detector, Match
 from scanner.detectors.prefilter import make_rule_prefilter
-from scanner.detectors.heuristics import (is_documentation, is_placeholder, looks_like_hash, looks_like_identifier,
-                                         looks_like_text, looks_typed, shannon_entropy)
+from scanner.detectors.heuristics import (encodes_placeholder, is_documentation, is_placeholder, looks_like_hash,
+                                         looks_like_identifier, looks_like_text, looks_typed, shannon_entropy)
 from scanner.detectors.signature import context_only
 from scanner.models import Confidence, DetectorKind, Severity
 
@@ -245,7 +245,7 @@ class EntropyDetector(Detector):
         if config and CONFIG_SECRET_NAME.search(name):
             return False  # the config detector's own name check reports it
         raw = value.encode("latin-1")
-        if is_placeholder(raw) or looks_like_hash(raw) or looks_typed(raw) or looks_like_text(raw) or looks_like_identifier(raw) \
+        if is_placeholder(raw) or looks_like_hash(raw) or encodes_placeholder(raw) or looks_typed(raw) or looks_like_text(raw) or looks_like_identifier(raw) \
                 or any(p.search(value) for p in _NOT_DATA):
             return False
         if (is_templated_secret(value) or is_sequential_string(value) or is_potential_uuid(value)

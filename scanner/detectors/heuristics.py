@@ -7,6 +7,7 @@ nothing here loops over a whole buffer.
 """
 from __future__ import annotations
 
+import binascii
 import math
 import re
 from collections import Counter
@@ -201,6 +202,18 @@ def is_placeholder(secret: bytes) -> bool:
         return True
     text = secret.decode("latin-1")
     return is_templated_secret(text) or bool(_CALL.match(text)) or is_sequential_string(text)
+
+
+_BASE64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
+def encodes_placeholder(secret: bytes) -> bool:
+    """base64 of a placeholder (`Y2hhbmdlbWU=`, `changeme`): a Kubernetes Secret's `data:` value
+    or an encoded default, as fake as the text it encodes."""
+    if len(secret) < 8 or len(secret) % 4 or not _BASE64.fullmatch(secret):
+        return False
+    text = binascii.a2b_base64(secret)
+    return text.isascii() and text.decode("ascii").isprintable() and is_placeholder(text)
 
 
 # an indirect reference: get_secret(), env["X"], `password = get_secret()`

@@ -12,6 +12,7 @@ except ImportError:  # pragma: no cover - Python 3.10
 
 from scanner.detectors.heuristics import (  # noqa: F401 - is_placeholder, shannon_entropy: public here too
     QUOTES,
+    encodes_placeholder,
     in_type_name,
     is_documentation,
     is_example_credential,
@@ -193,6 +194,7 @@ def accept(rule: Rule, secret: bytes) -> bool:
     if looks_like_hash(secret) and not reports_hashes(rule):
         return False
     if is_placeholder(secret) or (context_only(rule) and (looks_typed(secret) or looks_like_text(secret)
-                                                          or looks_like_identifier(secret))):
+                                                          or looks_like_identifier(secret)
+                                                          or encodes_placeholder(secret))):
         return False
     return rule.validator is None or VALIDATORS[rule.validator](secret)

@@ -93,3 +93,21 @@ def test_regexes_and_path_prefixes_are_not_secrets(detectors, line):
 
 def test_a_secret_ending_in_a_slash_is_still_reported(detectors):
     assert found(detectors, '"secret": "q8Zr3vLx0Tk7Wm2Yc9Np4Hs6Jd1/"\n', "/app/service.json") != set()
+
+
+def test_base64_of_a_placeholder_is_a_placeholder(detectors):
+    from scanner.detectors.heuristics import encodes_placeholder
+
+    assert encodes_placeholder(b"Y2hhbmdlbWU=")  # changeme
+    assert not encodes_placeholder(b"VnE3clQya0x4OVdt")  # Vq7rT2kLx9Wm
+    assert found(detectors, "data:\n  password: Y2hhbmdlbWU=\n", "/deploy/secret.yaml") == set()
+
+
+@pytest.mark.parametrize("line", ['SECURITY_TOKEN_HEADER = "x-amz-security-token"', '"token": "X-Auth-Token",',
+                                  'access_token = "/oauth/access_token"', 'token: /v1/token', '"token": "/v1/token"',
+                                  'secret_key: /api/v2/secret/keys', "password = '%(password)s'", "password: $DB_PASS",
+                                  "token: ${{ secrets.TOKEN }}", "password = 'xxx'", 'DB_PASSWORD="{{ var }}"',
+                                  '"ApiKeyError": ".exceptions",', "# e.g. sqla+mysql://root:masterkey@localhost/"])
+@pytest.mark.parametrize("path", ["/app/settings.py", "/app/config.yaml", "/app/.env"])
+def test_header_names_url_paths_and_references_are_not_secrets(detectors, line, path):
+    assert found(detectors, line + "\n", path) == set()
