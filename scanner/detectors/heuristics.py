@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from functools import lru_cache
 from typing import Optional
+from urllib.parse import unquote_to_bytes
 
 from detect_secrets.filters.heuristic import is_sequential_string, is_templated_secret
 
@@ -77,7 +78,20 @@ def looks_typed(value: bytes) -> bool:
         hits = sum(1 for a, b in zip(t, t[lag:]) if b == a + 1 and (97 <= a < 122 or 48 <= a < 57))
         return hits / (n - lag)
 
-    return ascending(1) >= 0.3 or ascending(2) >= 0.3
+    return ascending(1) >= 0.3 or ascending(2) >= 0.3 or _mashed(t)
+
+
+_HOME_ROW = frozenset(b"asdfghjkl")
+_HOME_RUN = re.compile(rb"[asdfghjkl]{6}")
+_LOWER_DIGITS = re.compile(rb"[a-z0-9]+")
+
+
+def _mashed(low: bytes) -> bool:
+    """Keys mashed on the home row for an example (`2kjshdfp92i34asdasd`, `sdf0o9823sjdfsdf`): half of
+    the characters from `asdfghjkl`, six of them in a row, nothing but lower-case letters and digits
+    (random strings of those have a quarter of them from the home row, and such a run rarely)."""
+    return (len(low) <= 32 and _LOWER_DIGITS.fullmatch(low) is not None and _HOME_RUN.search(low) is not None
+            and sum(c in _HOME_ROW for c in low) * 2 >= len(low))
 
 
 _WORD = re.compile(rb"[A-Z]?[a-z]{3,}")
@@ -172,12 +186,12 @@ _DEMO_PAIRS = {b"scott": b"tiger", b"foo": b"bar", b"john": b"doe", b"jdoe": b"d
 def is_example_credential(user: bytes, password: bytes) -> bool:
     """A `user:password` pair from documentation: the password is the user name (`postgres:postgres`),
     a placeholder, or the one the docs pair with that user (`scott:tiger`, `scott:tiger^5HHH`)."""
-    u, p = user.lower(), password.lower()
+    u, p = unquote_to_bytes(user).lower(), unquote_to_bytes(password).lower()  # `P%40SSWORD` is `P@SSWORD`
     if u and (p == u or p.startswith(u + b"@")):
         return True
     demo = _DEMO_PAIRS.get(u)
     letters = _NOT_LETTERS.sub(b"", p.translate(_LEET))
-    return bool(demo and letters.startswith(demo)) or is_placeholder(password)
+    return bool(demo and letters.startswith(demo)) or is_placeholder(password) or is_placeholder(p)
 
 
 def shannon_entropy(data: bytes) -> float:

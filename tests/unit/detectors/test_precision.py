@@ -111,3 +111,23 @@ def test_base64_of_a_placeholder_is_a_placeholder(detectors):
 @pytest.mark.parametrize("path", ["/app/settings.py", "/app/config.yaml", "/app/.env"])
 def test_header_names_url_paths_and_references_are_not_secrets(detectors, line, path):
     assert found(detectors, line + "\n", path) == set()
+
+
+@pytest.mark.parametrize("value", ["2kjshdfp92i34asdasd", "sdf0o9823sjdfsdf", "lsdajfh923874"])
+def test_home_row_mashes_are_typed_examples(detectors, value):
+    from scanner.detectors.heuristics import looks_typed
+
+    assert looks_typed(value.encode())
+    assert found(detectors, f"client_secret='{value}'\n", "/app/oauth.py") == set()
+
+
+def test_a_random_lower_case_secret_is_not_a_mash(detectors):
+    from scanner.detectors.heuristics import looks_typed
+
+    assert not looks_typed(b"q8zr3vlx0tk7wm2yc9np")
+    assert found(detectors, "client_secret='q8zr3vlx0tk7wm2yc9np'\n", "/app/oauth.py") != set()
+
+
+def test_percent_encoded_placeholder_in_a_url(detectors):
+    assert is_example_credential(b"user", b"P%40SSWORD")
+    assert found(detectors, 'url = "ws://user:P%40SSWORD@localhost/path"\n', "/app/test_url.py") == set()
