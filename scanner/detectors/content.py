@@ -52,11 +52,8 @@ class ContentScanner:
     def may_hold_utf16(self, buf: bytes) -> bool:
         return any(d.may_hold_utf16(buf) for d in self.detectors)
 
-    def gated_out(self, buf: bytes) -> bool:
-        """Whether the shared pass finds nothing in `buf`: only the ungated detectors look at it."""
-        if self._ungated is None:
-            self._gated()
-        return self._gate is not None and self._gate.prescan(buf).empty
+    def may_hold_framed(self, buf: bytes) -> bool:
+        return any(d.may_hold_framed(buf) for d in self.detectors)
 
     def scan_buffer(self, buf: bytes, path: Optional[str]) -> list[Match]:
         if self._ungated is None:

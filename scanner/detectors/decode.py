@@ -230,34 +230,38 @@ class PushScan:
         self._base += limit
 
 
-def scan_bytes(content: ContentScanner, data: bytes, path: Optional[str], most: Optional[int] = None) -> list[Located]:
+def scan_bytes(content: ContentScanner, data: bytes, path: Optional[str], most: Optional[int] = None,
+               whole: bool = False) -> list[Located]:
     """`scan_views` of a file held whole in memory: the same matches. Plain text and binaries of
     one chunk go straight in (a .pyc, a small .so: no readers and tees for one buffer)."""
-    if len(data) <= content.chunk:
+    if len(data) <= content.chunk or (whole and _is_pyc(data)):  # `whole`: a .pyc `scan_views` read whole
         kind = classify(data[:BINARY_SNIFF])
         if kind is TextKind.TEXT:
             return content.scan_whole(data, path)
-        if kind is TextKind.BINARY and _is_pyc(data):
-            strings = scan_pyc(content, data, path, most)
-            if strings is not None:
-                return strings
         if kind is TextKind.BINARY:
-            found = [Located(loc.match, None) for loc in content.scan_whole(data, path)]  # no lines in binaries
-            if content.may_hold_utf16(data):  # its UTF-16 strings, as `scan_views` extracts them
-                strings, view = Utf16Strings(), PushScan(content, path, most)
-                view.feed(strings.feed(data) + strings.flush())
-                found += view.finish()
+            found = _scan_binary(content, data, path, most)
+            if _is_pyc(data) and (found or content.may_hold_framed(data)):
+                strings = scan_pyc(content, data, path, most)
+                return found if strings is None else strings
             return found
     return scan_views(content, io.BytesIO(data).read, path, most)
+
+
+def _scan_binary(content: ContentScanner, data: bytes, path: Optional[str], most: Optional[int]) -> list[Located]:
+    found = [Located(loc.match, None) for loc in content.scan_whole(data, path)]  # no lines in binaries
+    if content.may_hold_utf16(data):  # its UTF-16 strings, as `scan_views` extracts them
+        strings, view = Utf16Strings(), PushScan(content, path, most)
+        view.feed(strings.feed(data) + strings.flush())
+        found += view.finish()
+    return found
 
 
 def scan_pyc(content: ContentScanner, data: bytes, path: Optional[str], most: Optional[int] = None
              ) -> Optional[list[Located]]:
     """A `.pyc` scanned as its string objects, one a line (`marshal_strings`): the marshal framing
-    around a string no longer glues onto a token. None: the raw bytes are to be scanned instead
-    (no detector's pass finds anything in them, the cheap case; or a stream this cannot read)."""
-    if content.gated_out(data):
-        return None
+    around a string no longer glues onto a token. None: a stream this cannot read (its raw bytes
+    are scanned instead). Asked only where the raw bytes gave findings or a provider token may be
+    glued (`may_hold_framed`): the other `.pyc` files read the same either way."""
     view = pyc_view(data)
     if view is None:
         return None
@@ -284,9 +288,8 @@ def scan_views(content: ContentScanner, read: Read, path: Optional[str], most: O
     kind = classify(head)
     if _is_pyc(head):  # read whole (it is small) for its strings view
         head += _read_upto(read, PYC_MAX - len(head) + 1)
-        found = scan_pyc(content, head, path, most) if len(head) <= PYC_MAX else None
-        if found is not None:
-            return found
+        if len(head) <= PYC_MAX:
+            return scan_bytes(content, head, path, most, whole=True)
     source = prefixed(head, read)
     if kind is TextKind.TEXT:
         return content.scan_stream(source, path, most)

@@ -249,6 +249,7 @@ def parser_for(path: str) -> Optional[Callable[[bytes], Found]]:
 
 
 _BINARY = ((java_keystore, "java-keystore"), (pkcs12, "pkcs12-keystore"))
+_STRUCTURED_ENDS = sqldump.EXT + manifests.EXT
 _STORE_FIRST = (b"\xfe", b"\xce", b"\x30")  # the first byte of a JKS, a JCEKS, a DER SEQUENCE
 
 
@@ -283,6 +284,8 @@ class CredentialFileDetector(Detector):
     def _structured(self, buf: bytes, path: str) -> list[Match]:
         """Values found by the structure of the file: Kubernetes Secrets (reported decoded) and
         credential columns of SQL dumps; what a provider rule reports in them is left to it."""
+        if not path[-9:].lower().endswith(_STRUCTURED_ENDS):  # nearly every file
+            return []
         if sqldump.may_hold_rows(path, buf):
             values = [(rule, s, e, buf[s:e]) for rule, s, e in sqldump.credential_values(buf)]
         elif len(buf) <= MAX_FILE and manifests.may_hold_secret(path, buf):

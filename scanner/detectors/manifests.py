@@ -19,7 +19,7 @@ import yaml
 from scanner.detectors.heuristics import is_placeholder
 
 RULE = "kubernetes-secret"
-_EXT = (".yaml", ".yml", ".json")
+EXT = (".yaml", ".yml", ".json")
 _KIND = re.compile(rb"""(?m)^[ \t-]*["']?kind["']?[ \t]*:[ \t]*["']?Secret\b""")
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PUBLIC = (b"-----BEGIN CERTIFICATE-----",)
@@ -28,7 +28,7 @@ Value = tuple[int, int, bytes]  # (start of the key, end of the value) in the fi
 
 
 def may_hold_secret(path: str, buf: bytes) -> bool:
-    return path.lower().endswith(_EXT) and _KIND.search(buf) is not None
+    return path.lower().endswith(EXT) and _KIND.search(buf) is not None
 
 
 def secret_values(buf: bytes) -> Iterator[Value]:

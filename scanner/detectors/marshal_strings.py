@@ -19,6 +19,7 @@ _FIXED = {ord(c): n for c, n in (("0", 0), ("N", 0), ("F", 0), ("T", 0), ("S", 0
 _LONG_STR = frozenset(b"stuaA")  # 4-byte length
 _SHORT_STR = frozenset(b"zZ")  # 1-byte length
 _SEQUENCES = frozenset(b"[<>(")  # 4-byte count, then that many objects
+_STRING_WIDTH = bytes(4 if c in _LONG_STR else 1 if c in _SHORT_STR else 0 for c in range(128))  # length bytes
 # code object layouts by Python version: (leading 4-byte ints, fields after them: o object,
 # i 4-byte int, b an object that is bytecode or a line table, not text)
 _CODE_LAYOUTS = {
@@ -52,60 +53,74 @@ def pyc_strings(data: bytes) -> Optional[list[bytes]]:
     """The str and bytes objects of a `.pyc` (names, constants, docstrings; not bytecode or line
     tables), in stream order; None when `data` is not a whole CPython 3 `.pyc` this reader knows.
 
-    One loop over a stack of what is still to read (`o` an object, `b` an object that is not
-    text, `i` a 4-byte int, `d` the rest of a dict): every object read consumes input, so the
-    work and the stack are bounded by the size of `data`."""
+    One loop over a stack of what is still to read: [count, fields] entries, `fields` None for the
+    items of a container (objects) or a code object's field kinds (`o` an object, `b` an object
+    that is not text, `i` a 4-byte int) read from the end, `d` the rest of a dict. Every object
+    read consumes input, so the work and the stack are bounded by the size of `data`."""
     header = pyc_header(data)
     if header is None:
         return None
     ints, fields = _layout(int.from_bytes(data[:2], "little"))
-    code_fields = list(reversed(fields))
     out: list[bytes] = []
-    size, pos, todo = len(data), header, ["o"]
+    size, pos = len(data), header
+    todo: list[list] = [[1, None]]
+    push, pop = todo.append, todo.pop
     try:
         while todo:
-            kind = todo.pop()
-            if kind == "i":
-                pos += 4
-                continue
-            if kind == "d":  # a dict: key-value pairs up to a NULL key
+            top = todo[-1]
+            kind = "o"
+            if top[1] is None:  # one more item of a container
+                top[0] -= 1
+                if not top[0]:
+                    pop()
+            elif top[1] == "d":  # a dict: key-value pairs up to a NULL key
                 if data[pos] == 0x30:
                     pos += 1
-                else:
-                    todo += ("d", "o", "o")
+                    pop()
+                    continue
+                push([2, None])
                 continue
+            else:  # the next field of a code object
+                top[0] -= 1
+                kind = top[1][top[0]]
+                if not top[0]:
+                    pop()
+                if kind == "i":
+                    pos += 4
+                    continue
             code = data[pos] & 0x7F
             pos += 1
-            if code in _SHORT_STR or code in _LONG_STR:
-                if code in _SHORT_STR:
-                    n, pos = data[pos], pos + 1
-                else:
-                    n, pos = int.from_bytes(data[pos:pos + 4], "little"), pos + 4
-                if kind == "o" and n:
+            width = _STRING_WIDTH[code]
+            if width:
+                n = data[pos] if width == 1 else int.from_bytes(data[pos:pos + 4], "little")
+                pos += width
+                if n and kind == "o":
                     out.append(data[pos:pos + n])
                 pos += n
             elif code in _FIXED:
                 pos += _FIXED[code]
             elif code == 0x29:  # ")" small tuple
-                todo += "o" * data[pos]
+                if data[pos]:
+                    push([data[pos], None])
                 pos += 1
             elif code in _SEQUENCES:
                 n, pos = int.from_bytes(data[pos:pos + 4], "little"), pos + 4
                 if n > size - pos:  # each object takes at least one byte
                     return None
-                todo += "o" * n
+                if n:
+                    push([n, None])
             elif code == 0x63:  # "c" code object
                 pos += 4 * ints
-                todo += code_fields
+                push([len(fields), fields[::-1]])
             elif code == 0x7B:  # "{"
-                todo.append("d")
+                push([0, "d"])
             elif code == 0x6C:  # "l" long: signed count of 15-bit digits
                 pos += 4 + 2 * abs(int.from_bytes(data[pos:pos + 4], "little", signed=True))
             elif code in (0x66, 0x78):  # "f", "x": old text floats and complexes
                 for _ in range(1 if code == 0x66 else 2):
                     pos += 1 + data[pos]
             elif code == 0x3A:  # ":" slice (3.14): start, stop, step
-                todo += "ooo"
+                push([3, None])
             else:
                 return None
             if pos > size:

@@ -98,6 +98,11 @@ class SignatureDetector(Detector):
     def may_hold_utf16(self, buf: bytes) -> bool:
         return bool(self._prefilter16.find(buf))
 
+    def may_hold_framed(self, buf: bytes) -> bool:
+        """A rule with a literal prefix (a provider token) runs somewhere in `buf`: its boundaries
+        and checksum are what marshal framing breaks."""
+        return any(not context_only(self.rules.rules[ri]) for ri in self.windows(buf))
+
     def windows(self, buf: bytes) -> dict[int, list[tuple[int, int]]]:
         """Per rule index, the merged byte ranges of `buf` where it runs: around the places the
         prefilter saw it (or its keywords), and only where one of its keywords is in the range."""

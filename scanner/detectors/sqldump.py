@@ -19,7 +19,7 @@ from typing import Iterator, Optional
 from scanner.detectors.heuristics import is_placeholder, looks_like_hash
 
 PLAIN, HASHED = "sql-dump-credential", "sql-password-hash"
-_EXT = re.compile(r"(?i)\.(?:sql|psql|pgsql|mysql|dump)(?:\.gz)?$")
+EXT = (".sql", ".psql", ".pgsql", ".mysql", ".dump", ".sql.gz", ".psql.gz", ".pgsql.gz", ".dump.gz")
 _CREDENTIAL = re.compile(r"(?i)^(?:[a-z0-9]*_)*(?:pass(?:word|wd)?|pwd|secret|token|api_?key|access_?key|"
                          r"secret_?key|private_?key|client_?secret|auth_?key|credentials?)(?:_[a-z0-9]+)?$")
 _NOT_CREDENTIAL = re.compile(r"(?i)(?:_id|_at|_on|_date|_type|_expires?|_expiry|_ttl|_count|_len|_hint|_policy|"
@@ -38,7 +38,7 @@ Found = Iterator[tuple[str, int, int]]
 
 
 def may_hold_rows(path: Optional[str], buf: bytes) -> bool:
-    return bool(path and _EXT.search(path)) and (b"COPY " in buf or b"INSERT " in buf or b"insert " in buf)
+    return bool(path) and path.lower().endswith(EXT) and (b"COPY " in buf or b"INSERT " in buf or b"insert " in buf)
 
 
 def credential_values(buf: bytes) -> Found:

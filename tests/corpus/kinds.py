@@ -441,17 +441,23 @@ def _pyc(r: Rand) -> Plant:
     return Plant(importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(code), s)
 
 
-file_kind("github-pat", "settings.cpython-311.pyc", "/app/__pycache__/settings.cpython-311.pyc", _pyc)
-file_kind("kubernetes-secret", "secret.yaml", "/deploy/k8s/secret.yaml", lambda r: (lambda s: _plain(
+def structured_kind(id: str, category: str, name: str, path: str, make: Callable[[Rand], Plant]) -> None:
+    """A file read by its structure (bytecode, manifests, dumps): the secret it reports may be
+    decoded, not a span of the file."""
+    KINDS.append(Kind(id, category, make, name, path))
+
+
+structured_kind("github-pat", "code-hosting", "settings.cpython-311.pyc", "/app/__pycache__/settings.cpython-311.pyc", _pyc)
+structured_kind("kubernetes-secret", "structured-files", "secret.yaml", "/deploy/k8s/secret.yaml", lambda r: (lambda s: _plain(
     "---\n# Source: shop/templates/secret.yaml\napiVersion: v1\nkind: Secret\nmetadata:\n  name: shop\n"
     f"type: Opaque\ndata:\n  {r.lowdig(6)}: {m.b64(s.encode())}\n", s))(r.password(20)))
-file_kind("kubernetes-secret", "secrets.json", "/deploy/k8s/secrets.json", lambda r: (lambda s: _plain(
+structured_kind("kubernetes-secret", "structured-files", "secrets.json", "/deploy/k8s/secrets.json", lambda r: (lambda s: _plain(
     m.json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api"},
                   "stringData": {"settings": s}}, indent=2) + "\n", s))(r.b62(24)))
-file_kind("sql-dump-credential", "db.sql", "/backup/db.sql", lambda r: (lambda s: _plain(
+structured_kind("sql-dump-credential", "structured-files", "db.sql", "/backup/db.sql", lambda r: (lambda s: _plain(
     "--\n-- PostgreSQL database dump\n--\n\nCOPY public.integrations (id, name, api_token, created_at) FROM stdin;\n"
     f"1\tbilling\t{s}\t2024-03-01 10:00:00\n\\.\n", s))(r.b64u(32)))
-file_kind("sql-dump-credential", "seed.sql", "/docker-entrypoint-initdb.d/seed.sql", lambda r: (lambda s: _plain(
+structured_kind("sql-dump-credential", "structured-files", "seed.sql", "/docker-entrypoint-initdb.d/seed.sql", lambda r: (lambda s: _plain(
     "CREATE TABLE `users` (\n  `id` int NOT NULL,\n  `login` varchar(64),\n  `passwd` varchar(128),\n"
     f"  PRIMARY KEY (`id`)\n);\nINSERT INTO `users` VALUES (1,'svc','{s}');\n", s))(r.password(18)))
 
