@@ -78,7 +78,22 @@ def looks_typed(value: bytes) -> bool:
         hits = sum(1 for a, b in zip(t, t[lag:]) if b == a + 1 and (97 <= a < 122 or 48 <= a < 57))
         return hits / (n - lag)
 
-    return ascending(1) >= 0.3 or ascending(2) >= 0.3 or _mashed(t)
+    return ascending(1) >= 0.3 or ascending(2) >= 0.3 or _mashed(t) or _word_and_count(value)
+
+
+# a word, then a counted suffix, the way example passwords are made (`Cisco#123`, `maglev123`,
+# `catalyst@123`, `C1sco12`): the word's digits read as letters, the suffix an ascending digit run
+_WORD_COUNT = re.compile(rb"(?P<word>[A-Za-z][A-Za-z0-9]{2,30}?)[!@#$%&*._-]?(?P<count>[0-9]{2,4})[!@#$%&*._-]?")
+
+
+def _word_and_count(value: bytes) -> bool:
+    m = _WORD_COUNT.fullmatch(value)
+    if m is None:
+        return False
+    digits = m.group("count")
+    word = m.group("word").lower().translate(_LEET)
+    return (all(b == a + 1 for a, b in zip(digits, digits[1:])) and word.isalpha() and len(word) >= 4
+            and _wordlike(word))
 
 
 _HOME_ROW = frozenset(b"asdfghjkl")

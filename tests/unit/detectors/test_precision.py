@@ -131,3 +131,16 @@ def test_a_random_lower_case_secret_is_not_a_mash(detectors):
 def test_percent_encoded_placeholder_in_a_url(detectors):
     assert is_example_credential(b"user", b"P%40SSWORD")
     assert found(detectors, 'url = "ws://user:P%40SSWORD@localhost/path"\n', "/app/test_url.py") == set()
+
+
+@pytest.mark.parametrize("value", ["Cisco#123", "cisco@123", "maglev123", "catalyst@123", "privacy123"])
+def test_a_word_and_a_count_is_an_example_password(detectors, value):
+    from scanner.detectors.heuristics import looks_typed
+
+    assert looks_typed(value.encode())
+    assert found(detectors, f"  password: '{value}'\n", "/playbooks/site.yml") == set()
+
+
+@pytest.mark.parametrize("value", ["Xk9mQ2vL123", "Deploy2024x7Q", "hY3nB8vQz1Kc"])
+def test_real_looking_passwords_with_digits_are_still_reported(detectors, value):
+    assert found(detectors, f"  password: '{value}'\n", "/playbooks/site.yml") != set()
