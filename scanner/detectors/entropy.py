@@ -78,7 +78,7 @@ _NOT_DATA = [re.compile(p) for p in (
     r"^[&*@][A-Za-z_][\w./-]*$", r"^\d+$", r"\{\{|\}\}|\$\{",
     r"^arn:", r"^[a-z_][a-z0-9_.]*:[A-Za-z_]\w*$", r"\s", r"\\[nrt0u]",  # ARNs, module:attr, text, escapes
     r"^:[A-Za-z_]",  # `RsaPrivateKey::dUnknown`: a scope, not a value
-    r"^\.{1,2}[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*$",  # a relative module: `"ApiKeyError": ".exceptions"`
+    r"^\.{1,2}[a-z_][a-z0-9_-]*(?:\.[a-z_][a-z0-9_-]*)*$",  # relative module, event namespace
     r"^[A-Za-z_][A-Za-z0-9_]*=$", r"^:[a-z]+:", r"^:[A-Z0-9_]+[:)\]]", r"^:[A-Z_]+$", r"[^\x21-\x7e]", r"^[A-Z]+$",
     r"^[A-Za-z_][A-Za-z0-9_.]*[)\]}]", r"^[A-Za-z]+(?:-[A-Za-z]+){2,}$", r"^[A-Za-z]+[:./-][A-Za-z]+$",
     r"\\[wdsWDS./-]|\[[A-Za-z0-9]-[A-Za-z0-9]|\\\\", r"&[a-z_]{2,}=", r"\|", r"^[\[(]",  # regexes, queries, types
@@ -245,7 +245,8 @@ class EntropyDetector(Detector):
         if config and CONFIG_SECRET_NAME.search(name):
             return False  # the config detector's own name check reports it
         raw = value.encode("latin-1")
-        if is_placeholder(raw) or looks_like_hash(raw) or encodes_placeholder(raw) or looks_typed(raw) or looks_like_text(raw) or looks_like_identifier(raw) \
+        if is_placeholder(raw) or looks_like_hash(raw) or encodes_placeholder(raw) or looks_typed(raw) \
+                or looks_like_text(raw) or looks_like_identifier(raw) \
                 or any(p.search(value) for p in _NOT_DATA):
             return False
         if (is_templated_secret(value) or is_sequential_string(value) or is_potential_uuid(value)

@@ -107,7 +107,7 @@ def test_base64_of_a_placeholder_is_a_placeholder(detectors):
                                   'access_token = "/oauth/access_token"', 'token: /v1/token', '"token": "/v1/token"',
                                   'secret_key: /api/v2/secret/keys', "password = '%(password)s'", "password: $DB_PASS",
                                   "token: ${{ secrets.TOKEN }}", "password = 'xxx'", 'DB_PASSWORD="{{ var }}"',
-                                  '"ApiKeyError": ".exceptions",', "# e.g. sqla+mysql://root:masterkey@localhost/"])
+                                  '"ApiKeyError": ".exceptions",', "const DATA_API_KEY = '.data-api'", "# e.g. sqla+mysql://root:masterkey@localhost/"])
 @pytest.mark.parametrize("path", ["/app/settings.py", "/app/config.yaml", "/app/.env"])
 def test_header_names_url_paths_and_references_are_not_secrets(detectors, line, path):
     assert found(detectors, line + "\n", path) == set()
