@@ -52,6 +52,9 @@ class ContentScanner:
     def may_hold_utf16(self, buf: bytes) -> bool:
         return any(d.may_hold_utf16(buf) for d in self.detectors)
 
+    def may_hold_framed(self, buf: bytes) -> bool:
+        return any(d.may_hold_framed(buf) for d in self.detectors)
+
     def scan_buffer(self, buf: bytes, path: Optional[str]) -> list[Match]:
         if self._ungated is None:
             self._gated()

@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Callable, Optional
 
 from scanner.detectors.content import BINARY_SNIFF, ContentScanner, Located
+from scanner.detectors.marshal_strings import pyc_view
 
 Read = Callable[[int], bytes]
 
@@ -28,6 +29,7 @@ UTF16_SNIFF = 4096  # bytes whose NUL pattern tells UTF-16 text without a BOM
 UTF16_TAIL = 256  # bytes of the previous chunk kept for a keyword on a chunk border
 MIN_RUN = 8  # printable characters in a UTF-16LE run of a binary, as `strings -n 8 -el`
 MAX_TAIL = 64 << 10  # an unfinished run longer than this is passed on before it ends
+PYC_MAX = 8 << 20  # a larger .pyc is scanned as raw bytes, streamed
 
 _MAGIC = (b"\x7fELF", b"\xca\xfe\xba\xbe", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf",
           b"\xce\xfa\xed\xfe", b"\xcf\xfa\xed\xfe")
@@ -228,21 +230,55 @@ class PushScan:
         self._base += limit
 
 
-def scan_bytes(content: ContentScanner, data: bytes, path: Optional[str], most: Optional[int] = None) -> list[Located]:
+def scan_bytes(content: ContentScanner, data: bytes, path: Optional[str], most: Optional[int] = None,
+               whole: bool = False) -> list[Located]:
     """`scan_views` of a file held whole in memory: the same matches. Plain text and binaries of
     one chunk go straight in (a .pyc, a small .so: no readers and tees for one buffer)."""
-    if len(data) <= content.chunk:
+    if len(data) <= content.chunk or (whole and _is_pyc(data)):  # `whole`: a .pyc `scan_views` read whole
         kind = classify(data[:BINARY_SNIFF])
         if kind is TextKind.TEXT:
             return content.scan_whole(data, path)
         if kind is TextKind.BINARY:
-            found = [Located(loc.match, None) for loc in content.scan_whole(data, path)]  # no lines in binaries
-            if content.may_hold_utf16(data):  # its UTF-16 strings, as `scan_views` extracts them
-                strings, view = Utf16Strings(), PushScan(content, path, most)
-                view.feed(strings.feed(data) + strings.flush())
-                found += view.finish()
+            found = _scan_binary(content, data, path, most)
+            if _is_pyc(data) and (found or content.may_hold_framed(data)):
+                strings = scan_pyc(content, data, path, most)
+                return found if strings is None else strings
             return found
     return scan_views(content, io.BytesIO(data).read, path, most)
+
+
+def _scan_binary(content: ContentScanner, data: bytes, path: Optional[str], most: Optional[int]) -> list[Located]:
+    found = [Located(loc.match, None) for loc in content.scan_whole(data, path)]  # no lines in binaries
+    if content.may_hold_utf16(data):  # its UTF-16 strings, as `scan_views` extracts them
+        strings, view = Utf16Strings(), PushScan(content, path, most)
+        view.feed(strings.feed(data) + strings.flush())
+        found += view.finish()
+    return found
+
+
+def scan_pyc(content: ContentScanner, data: bytes, path: Optional[str], most: Optional[int] = None
+             ) -> Optional[list[Located]]:
+    """A `.pyc` scanned as its string objects, one a line (`marshal_strings`): the marshal framing
+    around a string no longer glues onto a token. None: a stream this cannot read (its raw bytes
+    are scanned instead). Asked only where the raw bytes gave findings or a provider token may be
+    glued (`may_hold_framed`): the other `.pyc` files read the same either way."""
+    view = pyc_view(data)
+    if view is None:
+        return None
+    # judged as the source it was compiled from: in code, only a quoted value is data
+    source = path[:-1] if path and path.endswith(".pyc") else path
+    return [Located(loc.match, None) for loc in scan_views(content, io.BytesIO(view).read, source, most)]
+
+
+def _read_upto(read: Read, n: int) -> bytes:
+    parts, got = [], 0
+    while got < n:
+        data = read(min(n - got, 1 << 20))
+        if not data:
+            break
+        parts.append(data)
+        got += len(data)
+    return b"".join(parts)
 
 
 def scan_views(content: ContentScanner, read: Read, path: Optional[str], most: Optional[int] = None) -> list[Located]:
@@ -250,6 +286,10 @@ def scan_views(content: ContentScanner, read: Read, path: Optional[str], most: O
     (and, with `most`, by the matches kept: reading stops soon after there are more than that)."""
     head = read(BINARY_SNIFF)
     kind = classify(head)
+    if _is_pyc(head):  # read whole (it is small) for its strings view
+        head += _read_upto(read, PYC_MAX - len(head) + 1)
+        if len(head) <= PYC_MAX:
+            return scan_bytes(content, head, path, most, whole=True)
     source = prefixed(head, read)
     if kind is TextKind.TEXT:
         return content.scan_stream(source, path, most)

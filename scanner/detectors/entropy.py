@@ -44,8 +44,8 @@ from scanner.detectors.assignments import QUOTED, QUOTED_SHAPE, SHAPE, assigned,
 from scanner.detectors.config import SECRET_NAME as CONFIG_SECRET_NAME
 from scanner.detectors.interface import Detector, Match
 from scanner.detectors.prefilter import make_rule_prefilter
-from scanner.detectors.heuristics import (is_documentation, is_placeholder, looks_like_identifier, looks_like_text,
-                                         looks_typed, shannon_entropy)
+from scanner.detectors.heuristics import (encodes_placeholder, is_documentation, is_placeholder, looks_like_hash,
+                                         looks_like_identifier, looks_like_text, looks_typed, shannon_entropy)
 from scanner.detectors.signature import context_only
 from scanner.models import Confidence, DetectorKind, Severity
 
@@ -60,7 +60,7 @@ _NOT_SECRET_NAME = re.compile(
     r"csrf|xsrf|verification|confirmation|lifecycle|copy|work|import|export|update|policy|backward|forward|"
     r"marker|cursor|max|min)[_.-]?tokens?$"
     r"|(?:[_.-]?ids?|arn|name|type|file|path|dir|url|uri|len|length|size|count|ttl|expiry|expires|expiration|"
-    r"blob|ciphertext|version|format|algorithm|field|header|prefix|label|description|enabled|required|"
+    r"blob|ciphertext|version|format|algorithm|field|header|prefix|label|description|enabled|required|error|exception|"
     r"manager|store|provider|method|mode|rotation|location|hint|policy|question|reset|changed)$|::|:.*:")  # ARNs
 LINE = 512  # bytes looked at on each side of a candidate place, within its line
 MIN_KEYWORD, MIN_ENTROPY = 8, 20  # shortest value reported by keyword, by entropy alone
@@ -78,9 +78,11 @@ _NOT_DATA = [re.compile(p) for p in (
     r"^[&*@][A-Za-z_][\w./-]*$", r"^\d+$", r"\{\{|\}\}|\$\{",
     r"^arn:", r"^[a-z_][a-z0-9_.]*:[A-Za-z_]\w*$", r"\s", r"\\[nrt0u]",  # ARNs, module:attr, text, escapes
     r"^:[A-Za-z_]",  # `RsaPrivateKey::dUnknown`: a scope, not a value
+    r"^\.{1,2}[a-z_][a-z0-9_-]*(?:\.[a-z_][a-z0-9_-]*)*$",  # relative module, event namespace
     r"^[A-Za-z_][A-Za-z0-9_]*=$", r"^:[a-z]+:", r"^:[A-Z0-9_]+[:)\]]", r"^:[A-Z_]+$", r"[^\x21-\x7e]", r"^[A-Z]+$",
     r"^[A-Za-z_][A-Za-z0-9_.]*[)\]}]", r"^[A-Za-z]+(?:-[A-Za-z]+){2,}$", r"^[A-Za-z]+[:./-][A-Za-z]+$",
     r"\\[wdsWDS./-]|\[[A-Za-z0-9]-[A-Za-z0-9]|\\\\", r"&[a-z_]{2,}=", r"\|", r"^[\[(]",  # regexes, queries, types
+    r"\)[?*+]|\.[*+]|\[[^\]]+\][*+?{]|\(\?[:!=<]", r"^[a-z0-9_.-]+(?:/[a-z0-9_.-]+)*/$",  # regexes; a path prefix
     r"^[a-z][a-z0-9_./-]*!?\*$|^\*[a-z]", r"^[a-z0-9-]+(?:/[a-z0-9-]+)+$",  # globs and relative paths
 )]
 _CONFIG_LIKE = {"", ".env", ".sh", ".bash", ".zsh", ".rc", ".txt", ".service", ".envrc", ".secrets",
@@ -243,7 +245,8 @@ class EntropyDetector(Detector):
         if config and CONFIG_SECRET_NAME.search(name):
             return False  # the config detector's own name check reports it
         raw = value.encode("latin-1")
-        if is_placeholder(raw) or looks_typed(raw) or looks_like_text(raw) or looks_like_identifier(raw) \
+        if is_placeholder(raw) or looks_like_hash(raw) or encodes_placeholder(raw) or looks_typed(raw) \
+                or looks_like_text(raw) or looks_like_identifier(raw) \
                 or any(p.search(value) for p in _NOT_DATA):
             return False
         if (is_templated_secret(value) or is_sequential_string(value) or is_potential_uuid(value)

@@ -12,6 +12,8 @@
 | `.pgpass` | the password field of each `host:port:db:user:password` line |
 | `/etc/shadow`, `/etc/gshadow` (and their `-` backups) | entries holding a real crypt hash (not `*`, `!`, `x`) |
 | any path | JKS/JCEKS keystores with a key entry, PKCS#12 with a key bag (magic bytes); DER keys `*.key`/`*.der` |
+| `*.yaml`, `*.yml`, `*.json` with `kind: Secret` | every value under `data:` (decoded) and `stringData:` (`manifests.py`) |
+| `*.sql`, `*.psql`, `*.dump` (also gzipped) | credential columns of `COPY` rows and `INSERT` values (`sqldump.py`) |
 
 A PEM private key (SSH host and user keys, TLS keys) is found by the signature rules wherever it
 sits; the value a rule reports is not reported again here (one secret, one finding).
@@ -26,6 +28,7 @@ from typing import Callable, Iterator, Optional
 from scanner.detectors.interface import Detector, Match
 from scanner.detectors.keyblocks import b64decode
 from scanner.detectors.heuristics import is_placeholder
+from scanner.detectors import manifests, sqldump
 from scanner.models import Confidence, DetectorKind, Severity
 
 MAX_FILE = 1 << 20  # credential files are small; a larger file at such a path is not parsed
@@ -44,9 +47,12 @@ RULES = {
     "java-keystore": (Severity.HIGH, "Java keystore holding a private or secret key"),
     "pkcs12-keystore": (Severity.HIGH, "PKCS#12 keystore holding a private key"),
     "der-private-key": (Severity.CRITICAL, "Private key in DER form"),
+    manifests.RULE: (Severity.HIGH, "Value of a Kubernetes Secret"),
+    sqldump.PLAIN: (Severity.HIGH, "Credential column in a SQL dump"),
+    sqldump.HASHED: (Severity.LOW, "Password hash in a SQL dump"),
 }
 CONFIDENCE = {rule: Confidence.HIGH for rule in RULES}
-CONFIDENCE.update({"shadow-password-hash": Confidence.MEDIUM, "java-keystore": Confidence.MEDIUM,
+CONFIDENCE.update({"shadow-password-hash": Confidence.MEDIUM, sqldump.HASHED: Confidence.MEDIUM, "java-keystore": Confidence.MEDIUM,
                    "pkcs12-keystore": Confidence.MEDIUM})
 
 Found = Iterator[tuple[str, int, int]]  # (rule id, start, end) of each secret in the buffer
@@ -243,6 +249,7 @@ def parser_for(path: str) -> Optional[Callable[[bytes], Found]]:
 
 
 _BINARY = ((java_keystore, "java-keystore"), (pkcs12, "pkcs12-keystore"))
+_STRUCTURED_ENDS = sqldump.EXT + manifests.EXT
 _STORE_FIRST = (b"\xfe", b"\xce", b"\x30")  # the first byte of a JKS, a JCEKS, a DER SEQUENCE
 
 
@@ -256,17 +263,40 @@ class CredentialFileDetector(Detector):
         return False
 
     def scan(self, buf: bytes, path: Optional[str] = None) -> Iterator[Match]:
-        if path is None or len(buf) > MAX_FILE or not buf:
+        if path is None or not buf:
             return iter(())
+        structured = self._structured(buf, path)  # SQL dumps: every buffer of them, whatever its size
+        if len(buf) > MAX_FILE:
+            return iter(structured)
         found = list(self._binary(buf, path)) if buf[:1] in _STORE_FIRST else []
         parse = parser_for(path)
         if parse is None and not found:  # nearly every file
-            return iter(())
+            return iter(structured)
         if parse is not None and not found:
-            taken = [(m.start, m.end) for m in self.signature.scan(buf, path)] if self.signature else []
+            taken = self._taken(buf, path)
             found = [(rule, s, e) for rule, s, e in parse(buf)
-                     if not any(a < e and s < b for a, b in taken)]
-        return iter([_match(rule, s, e, buf) for rule, s, e in found])
+                     if not any(a < e and s < b for a, b, _ in taken)]
+        return iter([_match(rule, s, e, buf) for rule, s, e in found] + structured)
+
+    def _taken(self, buf: bytes, path: str) -> list[tuple[int, int, str]]:
+        return [(m.start, m.end, m.rule_id) for m in self.signature.scan(buf, path)] if self.signature else []
+
+    def _structured(self, buf: bytes, path: str) -> list[Match]:
+        """Values found by the structure of the file: Kubernetes Secrets (reported decoded) and
+        credential columns of SQL dumps; what a provider rule reports in them is left to it."""
+        if not path[-9:].lower().endswith(_STRUCTURED_ENDS):  # nearly every file
+            return []
+        if sqldump.may_hold_rows(path, buf):
+            values = [(rule, s, e, buf[s:e]) for rule, s, e in sqldump.credential_values(buf)]
+        elif len(buf) <= MAX_FILE and manifests.may_hold_secret(path, buf):
+            values = [(manifests.RULE, s, e, v) for s, e, v in manifests.secret_values(buf)]
+        else:
+            return []
+        if not values:
+            return []
+        taken = [(a, b) for a, b, rule in self._taken(buf, path) if not rule.startswith("generic-")]
+        return [Match(rule, DetectorKind.FILE, *RULES[rule], s, e, v) for rule, s, e, v in values
+                if not any(a < e and s < b for a, b in taken)]
 
     @staticmethod
     def _binary(buf: bytes, path: str) -> Found:

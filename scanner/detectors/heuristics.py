@@ -7,11 +7,13 @@ nothing here loops over a whole buffer.
 """
 from __future__ import annotations
 
+import binascii
 import math
 import re
 from collections import Counter
 from functools import lru_cache
 from typing import Optional
+from urllib.parse import unquote_to_bytes
 
 from detect_secrets.filters.heuristic import is_sequential_string, is_templated_secret
 
@@ -28,7 +30,8 @@ _EXAMPLE = re.compile(rb"(?<![.@])example(?!\.(?:com|org|net)\b)")
 # The words example passwords are made of, once digits, punctuation and l33t are taken out
 _WORDS = {b"password", b"passwd", b"passphrase", b"secret", b"topsecret", b"pass", b"admin", b"root",
           b"letmein", b"qwerty", b"welcome", b"default", b"changeit", b"test", b"demo", b"foobar", b"mypassword",
-          b"mysecret", b"supersecret", b"secretkey", b"secretpassword", b"anonymous", b"guest", b"user"}
+          b"mysecret", b"supersecret", b"secretkey", b"secretpassword", b"anonymous", b"guest", b"user",
+          b"masterkey", b"tiger"}  # Firebird's documented default, Oracle's demo account's
 _LEET = bytes.maketrans(b"01345$7@", b"oieassta")
 _NOT_LETTERS = re.compile(rb"[^a-z]")
 # printf / Go / str.format fields (`wrong%d`, `%vHTTP2_...`, `{0}`), not a `%` in a random password
@@ -75,7 +78,35 @@ def looks_typed(value: bytes) -> bool:
         hits = sum(1 for a, b in zip(t, t[lag:]) if b == a + 1 and (97 <= a < 122 or 48 <= a < 57))
         return hits / (n - lag)
 
-    return ascending(1) >= 0.3 or ascending(2) >= 0.3
+    return ascending(1) >= 0.3 or ascending(2) >= 0.3 or _mashed(t) or _word_and_count(value)
+
+
+# a word, then a counted suffix, the way example passwords are made (`Cisco#123`, `maglev123`,
+# `catalyst@123`, `C1sco12`): the word's digits read as letters, the suffix an ascending digit run
+_WORD_COUNT = re.compile(rb"(?P<word>[A-Za-z][A-Za-z0-9]{2,30}?)[!@#$%&*._-]?(?P<count>[0-9]{2,4})[!@#$%&*._-]?")
+
+
+def _word_and_count(value: bytes) -> bool:
+    m = _WORD_COUNT.fullmatch(value)
+    if m is None:
+        return False
+    digits = m.group("count")
+    word = m.group("word").lower().translate(_LEET)
+    return (all(b == a + 1 for a, b in zip(digits, digits[1:])) and word.isalpha() and len(word) >= 4
+            and _wordlike(word))
+
+
+_HOME_ROW = frozenset(b"asdfghjkl")
+_HOME_RUN = re.compile(rb"[asdfghjkl]{6}")
+_LOWER_DIGITS = re.compile(rb"[a-z0-9]+")
+
+
+def _mashed(low: bytes) -> bool:
+    """Keys mashed on the home row for an example (`2kjshdfp92i34asdasd`, `sdf0o9823sjdfsdf`): half of
+    the characters from `asdfghjkl`, six of them in a row, nothing but lower-case letters and digits
+    (random strings of those have a quarter of them from the home row, and such a run rarely)."""
+    return (len(low) <= 32 and _LOWER_DIGITS.fullmatch(low) is not None and _HOME_RUN.search(low) is not None
+            and sum(c in _HOME_ROW for c in low) * 2 >= len(low))
 
 
 _WORD = re.compile(rb"[A-Z]?[a-z]{3,}")
@@ -124,12 +155,58 @@ def looks_like_text(value: bytes) -> bool:
             return True
     if n <= 40:
         letters = _NOT_LETTERS.sub(b"", value.lower().translate(_LEET))
-        if any(w in letters for w in _WEAK):
+        if any(w in letters for w in _WEAK) or _disguised_weak_word(value.lower()):
             return True
     if n >= 24:
         grams = [value[i:i + 3] for i in range(n - 2)]
         return len(set(grams)) < 0.6 * len(grams)
     return False
+
+
+# a weak word with some of its letters (not the first) swapped for digits or symbols, whatever the
+# substitution (`pa33w0rd`, `p@$$w*rd`, `s3cr#t`): at least half of its letters kept
+_DISGUISED = [(w, re.compile(w[:1] + b"".join(b"[" + bytes([c]) + rb"\W\d_]" for c in w[1:])))
+              for w in _WEAK]
+
+
+def _disguised_weak_word(low: bytes) -> bool:
+    for word, pattern in _DISGUISED:
+        for m in pattern.finditer(low):
+            if sum(a == b for a, b in zip(m.group(), word)) * 2 >= len(word):
+                return True
+    return False
+
+
+# stored hashes, not passwords: crypt(3) (`$1$`, `$5$`, `$6$`, bcrypt `$2b$`, yescrypt `$y$`), PHC strings
+# (`$argon2id$`, `$scrypt$`, `$pbkdf2-sha256$`), Django's `pbkdf2_sha256$<n>$salt$hash`, LDAP `{SSHA}`,
+# PostgreSQL's `md5<hex>` and `SCRAM-SHA-256$...`, MySQL's `*<40 hex>`
+_HASH = re.compile(rb"\$(?:1|2[abxy]?|5|6|7|y|gy|md5|sha1|apr1|argon2(?:id|i|d)|scrypt|pbkdf2(?:-sha(?:1|256|512))?|"
+                   rb"bcrypt(?:-sha256)?)\$[./A-Za-z0-9$=+,-]{8,}"
+                   rb"|(?:pbkdf2_sha(?:1|256|512)|argon2|bcrypt(?:_sha256)?|scrypt|sha1|md5|crypt)\$[./A-Za-z0-9$=+,-]{8,}"
+                   rb"|\{(?:SSHA(?:256|512)?|SHA(?:256|512)?|SMD5|MD5|CRYPT|PBKDF2[A-Z0-9-]*|ARGON2)\}[./A-Za-z0-9$=+-]{8,}"
+                   rb"|md5[0-9a-f]{32}|SCRAM-SHA-(?:1|256)\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=:]+|\*[0-9A-F]{40}")
+
+
+def looks_like_hash(value: bytes) -> bool:
+    """A password hash in one of the stored formats: what a password-hash rule reports, not a password."""
+    return bool(_HASH.fullmatch(value.strip(b"'\"")))
+
+
+# the passwords documentation pairs with a user name: Oracle's demo account scott/tiger (in
+# SQLAlchemy's, Django's and many ORMs' docs, also as `tiger^5HHH`), `foo:bar`, `john:doe`
+_DEMO_PAIRS = {b"scott": b"tiger", b"foo": b"bar", b"john": b"doe", b"jdoe": b"doe", b"alice": b"alice",
+               b"bob": b"bob", b"user": b"pass", b"username": b"pass"}
+
+
+def is_example_credential(user: bytes, password: bytes) -> bool:
+    """A `user:password` pair from documentation: the password is the user name (`postgres:postgres`),
+    a placeholder, or the one the docs pair with that user (`scott:tiger`, `scott:tiger^5HHH`)."""
+    u, p = unquote_to_bytes(user).lower(), unquote_to_bytes(password).lower()  # `P%40SSWORD` is `P@SSWORD`
+    if u and (p == u or p.startswith(u + b"@")):
+        return True
+    demo = _DEMO_PAIRS.get(u)
+    letters = _NOT_LETTERS.sub(b"", p.translate(_LEET))
+    return bool(demo and letters.startswith(demo)) or is_placeholder(password) or is_placeholder(p)
 
 
 def shannon_entropy(data: bytes) -> float:
@@ -154,6 +231,18 @@ def is_placeholder(secret: bytes) -> bool:
         return True
     text = secret.decode("latin-1")
     return is_templated_secret(text) or bool(_CALL.match(text)) or is_sequential_string(text)
+
+
+_BASE64 = re.compile(rb"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
+def encodes_placeholder(secret: bytes) -> bool:
+    """base64 of a placeholder (`Y2hhbmdlbWU=`, `changeme`): a Kubernetes Secret's `data:` value
+    or an encoded default, as fake as the text it encodes."""
+    if len(secret) < 8 or len(secret) % 4 or not _BASE64.fullmatch(secret):
+        return False
+    text = binascii.a2b_base64(secret)
+    return text.isascii() and text.decode("ascii").isprintable() and is_placeholder(text)
 
 
 # an indirect reference: get_secret(), env["X"], `password = get_secret()`

@@ -53,6 +53,11 @@ class Detector(abc.ABC):
         every buffer on its own terms (a path, magic bytes, given values)."""
         return None
 
+    def may_hold_framed(self, buf: bytes) -> bool:
+        """Whether `buf` (a `.pyc`) may hold a string this detector reads differently once it stands
+        alone, without the marshal framing around it (a provider token glued to a type byte)."""
+        return False
+
     def may_hold_utf16(self, buf: bytes) -> bool:
         """Whether `buf` (raw bytes of a binary) may hold a UTF-16LE string this detector would
         report: when no detector says yes, the binary's UTF-16 strings are not extracted."""

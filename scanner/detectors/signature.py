@@ -12,10 +12,13 @@ except ImportError:  # pragma: no cover - Python 3.10
 
 from scanner.detectors.heuristics import (  # noqa: F401 - is_placeholder, shannon_entropy: public here too
     QUOTES,
+    encodes_placeholder,
     in_type_name,
     is_documentation,
+    is_example_credential,
     is_placeholder,
     is_source_code,
+    looks_like_hash,
     looks_like_identifier,
     looks_like_text,
     looks_typed,
@@ -95,6 +98,11 @@ class SignatureDetector(Detector):
     def may_hold_utf16(self, buf: bytes) -> bool:
         return bool(self._prefilter16.find(buf))
 
+    def may_hold_framed(self, buf: bytes) -> bool:
+        """A rule with a literal prefix (a provider token) runs somewhere in `buf`: its boundaries
+        and checksum are what marshal framing breaks."""
+        return any(not context_only(self.rules.rules[ri]) for ri in self.windows(buf))
+
     def windows(self, buf: bytes) -> dict[int, list[tuple[int, int]]]:
         """Per rule index, the merged byte ranges of `buf` where it runs: around the places the
         prefilter saw it (or its keywords), and only where one of its keywords is in the range."""
@@ -147,6 +155,8 @@ class SignatureDetector(Detector):
                 continue
             if code and rule.id.startswith("generic-") and buf[m.start("secret") - 1:m.start("secret")] not in QUOTES:
                 continue  # `password: str`, `token = make_token()` in source code: a quoted value only
+            if "user" in rule.pattern.groupindex and is_example_credential(m.group("user") or b"", secret):
+                continue  # `scott:tiger@`, `postgres:postgres@`: a documentation pair
             if secret and accept(rule, secret):
                 found.append(Match(rule.id, DetectorKind.SIGNATURE, rule.severity, rule.title,
                                    m.start("secret"), m.end("secret"), secret))
@@ -171,6 +181,12 @@ def most_severe_per_span(matches: list[Match]) -> Iterator[Match]:
     return (m for m in matches if m.severity.rank == best[m.start, m.end])
 
 
+def reports_hashes(rule: Rule) -> bool:
+    """A rule about stored password hashes (`password-hash`, `sql-password-hash`): its id says so.
+    Every other rule takes a `$6$...` or bcrypt value for what it is, a hash and not the password."""
+    return rule.id.endswith("-hash")
+
+
 def accept(rule: Rule, secret: bytes) -> bool:
     """The checks after the regex, cheapest first."""
     if rule.entropy and shannon_entropy(secret) < rule.entropy:
@@ -180,7 +196,10 @@ def accept(rule: Rule, secret: bytes) -> bool:
         return False
     if any(p.search(secret) for p in rule.allow_patterns):
         return False
+    if looks_like_hash(secret) and not reports_hashes(rule):
+        return False
     if is_placeholder(secret) or (context_only(rule) and (looks_typed(secret) or looks_like_text(secret)
-                                                          or looks_like_identifier(secret))):
+                                                          or looks_like_identifier(secret)
+                                                          or encodes_placeholder(secret))):
         return False
     return rule.validator is None or VALIDATORS[rule.validator](secret)

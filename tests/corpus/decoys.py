@@ -78,6 +78,39 @@ _add("example-values-json", "doc-example", "examples-1.json", json.dumps({"examp
      "output": {"SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"}}]}}, indent=2))
 _add("typed-example-passwords", "doc-example", "tutorial.yaml",
      "db:\n  password: A1b2c3d4\n  token: abcd1234efgh5678ijkl\nadmin_password: P@55w0rd!\nsecret: TopSecret1\n")
+_add("orm-docstrings", "doc-example", "engine.py",
+     '''"""Connect with a URL::
+
+    engine = create_engine("postgresql+psycopg2://scott:tiger@localhost/test")
+'''
+     '''    engine = create_engine("mssql+pyodbc://scott:tiger^5HHH@mssql2017:1433/test?driver=ODBC+Driver+18")
+'''
+     '''    engine = create_engine("mysql+mysqldb://root:root@localhost/app")
+"""
+''')
+_add("stored-password-hashes", "doc-example", "password_hash.yml",
+     "EXAMPLES: |\n  # the hash of a password, as /etc/shadow holds it\n"
+     "  password: '$6$/bQCntzQ7VrgVcFa$VaMkmevkY1dqrx8neaenUDlVU.6L/.ojRbrnI4ID.yBHU6XON1cB422scCiXu1qMOVGF3U.wq8uG3VH'\n"
+     "  admin_password: '$2b$12$ujYVRD9v9z87lpvLqeWNuOFDI4QzSSYHoRyYydW6XK4.kgqfwOXzO'\n"
+     "  api_password: 'pbkdf2_sha256$600000$Ew8Lp0Tz3KqR$Xe2Vh0Fj7kQmZpWcY4aLbN9rTsUd1GoI5yHvKxBnMq8='\n")
+_add("disguised-weak-words", "doc-example", "inventory.py",
+     '''EXAMPLES = """\n[all.vars]\nansible_password = "03#pa33w0rd"\nbecome_password = "s3cr#t!!"\n"""\n''')
+
+
+@decoy("doc-pyc", "doc-example", "engine.cpython-311.pyc")
+def _doc_pyc(r: Rand) -> bytes:
+    import importlib.util
+    import marshal
+
+    code = compile('"""Use create_engine("postgresql://scott:tiger@localhost/test")."""\n'
+                   'PATTERN = "events-webhook(-preprod)?[!/].+"\nHEADER = "x-amz-security-token"\n', "engine.py", "exec")
+    return importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(code)
+
+
+_add("k8s-secret-public-values", "placeholder", "tls-secret.yaml",
+     "apiVersion: v1\nkind: Secret\ntype: kubernetes.io/tls\nmetadata:\n  name: web\ndata:\n"
+     "  tls.crt: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJzakNDQVZpZ0F3SUJBZ0lVCg==\n"
+     "  password: Y2hhbmdlbWU=\nstringData:\n  token: ${API_TOKEN}\n")
 
 # --- placeholders and templates ------------------------------------------------------------------
 _add("env-references", "placeholder", "app.env",

@@ -213,6 +213,12 @@ env_kind("redis-uri", "databases", "REDIS_URL", lambda r: r.b62(32), line="{var}
 env_kind("amqp-uri", "databases", "CELERY_BROKER_URL", lambda r: r.b62(20), line="{var}=amqp://worker:{s}@rabbitmq:5672/prod")
 env_kind("jdbc-password", "databases", "JDBC_URL", lambda r: r.b62(18), name="application.properties",
          line="spring.datasource.url=jdbc:postgresql://pg:5432/app?user=app&password={s}&ssl=true", env=False)
+env_kind("sql-role-password", "databases", "ROLE", lambda r: r.b62(16), name="roles.sql", env=False,
+         line="CREATE ROLE app WITH LOGIN PASSWORD '{s}' VALID UNTIL 'infinity';")
+env_kind("sql-identified-by", "databases", "USER", lambda r: r.b62(16), name="init.sql", env=False,
+         line="CREATE USER 'shop'@'%' IDENTIFIED WITH caching_sha2_password BY '{s}';")
+env_kind("sql-password-hash", "databases", "ROLE", lambda r: f"SCRAM-SHA-256$4096:{r.b64(16)}${r.b64(32)}:{r.b64(32)}",
+         name="roles.sql", env=False, line="ALTER ROLE reporting WITH PASSWORD '{s}';")
 
 # --- generic (context rules, keyword and entropy detection) --------------------------------------
 env_kind("generic-password", "generic", "DB_PASSWORD", lambda r: r.password(18))
@@ -421,6 +427,39 @@ file_kind("shadow-password-hash", "shadow", "/etc/shadow", lambda r: (lambda s: 
 file_kind("java-keystore", "keystore.jks", "/app/config/keystore.jks", lambda r: (lambda b: Plant(b, b))(m.jks(r)))
 file_kind("pkcs12-keystore", "client.p12", "/app/config/client.p12", lambda r: (lambda b: Plant(b, b))(m.pkcs12(r)))
 file_kind("der-private-key", "server.key", "/app/config/server.key", lambda r: (lambda b: Plant(b, b))(m.pkcs8_der(r)))
+
+
+
+def _pyc(r: Rand) -> Plant:
+    """A real `.pyc` whose token constant sits right before a `None` and a tuple (`...N)`): as raw
+    bytes the framing glues onto it; the marshal reader sees it alone."""
+    import importlib.util
+    import marshal
+
+    s = m.checksummed("ghp_", r)
+    code = compile(f'TOKENS = ("{s}", None)\nDEFAULT = ("{s}x", ("a",))\n', "settings.py", "exec")
+    return Plant(importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(code), s)
+
+
+def structured_kind(id: str, category: str, name: str, path: str, make: Callable[[Rand], Plant]) -> None:
+    """A file read by its structure (bytecode, manifests, dumps): the secret it reports may be
+    decoded, not a span of the file."""
+    KINDS.append(Kind(id, category, make, name, path))
+
+
+structured_kind("github-pat", "code-hosting", "settings.cpython-311.pyc", "/app/__pycache__/settings.cpython-311.pyc", _pyc)
+structured_kind("kubernetes-secret", "structured-files", "secret.yaml", "/deploy/k8s/secret.yaml", lambda r: (lambda s: _plain(
+    "---\n# Source: shop/templates/secret.yaml\napiVersion: v1\nkind: Secret\nmetadata:\n  name: shop\n"
+    f"type: Opaque\ndata:\n  {r.lowdig(6)}: {m.b64(s.encode())}\n", s))(r.password(20)))
+structured_kind("kubernetes-secret", "structured-files", "secrets.json", "/deploy/k8s/secrets.json", lambda r: (lambda s: _plain(
+    m.json.dumps({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api"},
+                  "stringData": {"settings": s}}, indent=2) + "\n", s))(r.b62(24)))
+structured_kind("sql-dump-credential", "structured-files", "db.sql", "/backup/db.sql", lambda r: (lambda s: _plain(
+    "--\n-- PostgreSQL database dump\n--\n\nCOPY public.integrations (id, name, api_token, created_at) FROM stdin;\n"
+    f"1\tbilling\t{s}\t2024-03-01 10:00:00\n\\.\n", s))(r.b64u(32)))
+structured_kind("sql-dump-credential", "structured-files", "seed.sql", "/docker-entrypoint-initdb.d/seed.sql", lambda r: (lambda s: _plain(
+    "CREATE TABLE `users` (\n  `id` int NOT NULL,\n  `login` varchar(64),\n  `passwd` varchar(128),\n"
+    f"  PRIMARY KEY (`id`)\n);\nINSERT INTO `users` VALUES (1,'svc','{s}');\n", s))(r.password(18)))
 
 
 CATEGORIES = sorted({k.category for k in KINDS})
