@@ -24,6 +24,7 @@ from scanner.models import (DetectorKind, Finding, Hit, ImageResult, LayerInfo, 
 from scanner.options import policy
 from tests import imagekit as ik
 from tests.unit.conftest import write_image
+from tests.gateline import gate_only
 
 GATE_RULES_YAML = """
 rules:
@@ -158,7 +159,8 @@ def test_the_test_images_hold_exactly_the_findings_placed(gate, images):
 @pytest.mark.parametrize("level", list(TOKENS))
 def test_every_threshold(gate, images, level, threshold):
     code, _, err = gate(images[level], "--fail-on", threshold)
-    assert (code, err) == (1 if RANK[level] >= RANK[threshold] else 0, "")
+    fails = RANK[level] >= RANK[threshold]
+    assert (code, gate_only(err)) == (1, "FAIL") if fails else (0, "pass")
 
 
 def test_the_default_threshold_fails_on_any_finding(gate, images):
@@ -168,7 +170,8 @@ def test_the_default_threshold_fails_on_any_finding(gate, images):
 
 @pytest.mark.parametrize("threshold", THRESHOLDS)
 def test_a_clean_image_passes_every_threshold(gate, images, threshold):
-    assert gate(images["clean"], "--fail-on", threshold) == (0, gate(images["clean"])[1], "")
+    assert gate(images["clean"], "--fail-on", threshold) == (
+        0, gate(images["clean"])[1], "gate: pass (exit 0): no findings\n")
 
 
 @pytest.mark.parametrize("status, severity, above", [
@@ -206,12 +209,13 @@ def test_an_unknown_threshold_or_status_is_a_usage_error(gate, images):
 
 
 INCOMPLETE_LINE = ("layerscan: error: 1 item(s) not scanned and --fail-on-incomplete is set "
-                   "(see the report's not-scanned list)\n")
+                   "(see the report's not-scanned list)\n"
+                   "gate: FAIL (exit 2): 1 item not scanned in 1 image (--fail-on-incomplete)\n")
 
 
 def test_a_zip_bomb_is_skipped_and_fails_only_when_asked(gate, images):
     code, out, err = gate(images["bomb"], "-f", "json")
-    assert (code, err) == (0, "")
+    assert (code, gate_only(err)) == (0, "pass")
     [skipped] = json_report(out)["images"][0]["skipped"]
     assert (skipped["layer"], skipped["path"]) == (0, "/srv/bomb.zip")
     assert "expansion ratio over 200:1" in skipped["reason"]
@@ -251,7 +255,7 @@ def test_several_images_in_the_table(gate, images):
     code, out, _ = gate(images["clean"], images["medium"])
     assert code == 1
     assert f"{images['clean']} (oci-archive, 1 layers" in out and f"{images['medium']} (oci-archive, 1 layers" in out
-    assert out.splitlines()[-1] == "1 finding(s): 1 medium in 2 image(s)"
+    assert out.splitlines()[-1] == "1 finding(s): 1 medium in 2 image(s); 1 marked ! fail the gate"
 
 
 def test_an_error_in_any_image_is_exit_2_and_no_report(gate, images, tmp_path):
@@ -284,7 +288,7 @@ def test_suppressed_findings_are_counted_and_listed_apart(gate, images, tmp_path
     accepted = lines.index("accepted by the baseline: 1 finding(s)")
     assert lines[accepted + 1].split()[:3] == ["high", "gate-high", "deleted"]  # its row, apart
     assert not any("gate-high" in line for line in lines[:accepted])  # not among the active findings
-    assert lines[-1] == ("4 finding(s): 1 critical, 1 medium, 2 low in 1 image(s); "
+    assert lines[-1] == ("4 finding(s): 1 critical, 1 medium, 2 low in 1 image(s); 4 marked ! fail the gate; "
                          "1 accepted (baseline, allowlist or base image)")
 
 
@@ -294,7 +298,7 @@ def test_everything_accepted_passes_and_says_so(gate, images, tmp_path):
     baseline = tmp_path / "b.json"
     baseline.write_text(json.dumps({"schema": "layerscan-baseline/v1", "findings": [{"fingerprint": fp}]}))
     code, out, err = gate(images["high"], "--baseline", baseline)
-    assert (code, err) == (0, "")
+    assert (code, gate_only(err)) == (0, "pass")
     assert "no new secrets found" in out
 
 
@@ -375,7 +379,7 @@ def test_verdict_and_its_reasons():
     skipped = (Skipped("/srv/bomb.zip", "bomb", 0), Skipped("/srv/big", "big", 1))
     result = result_of(f, c, skipped=skipped)
     decided = verdict(result, Policy())
-    assert decided == Verdict(ExitCode.FINDINGS, (f, c), ())
+    assert decided == Verdict(ExitCode.FINDINGS, (f, c), (), Policy(), active=2)
     assert decided.reasons() == [f"img.tar: critical aws at Env.KEY (config) fingerprint {'2' * 32}",
                                  f"img.tar: high github-pat at /app/.env (deleted, layer 2) fingerprint {'1' * 32}"]
     strict = verdict(result, Policy(fail_on_incomplete=True))
