@@ -24,6 +24,7 @@ from scanner.detectors.known import KnownSecretDetector, parse_secrets
 from scanner.detectors.signature import SignatureDetector
 from scanner.fleet import Fleet, list_references, parse_target
 from scanner.models import ScanResult
+from scanner.plugin import docker_plugin
 from scanner.progress import TqdmProgress
 from scanner.options import ATTACH_OPTION, Built, baseline, build, image_refs, policy, report_options, scan_options
 from scanner.pipeline import Scanner
@@ -63,6 +64,8 @@ def cli() -> None:
     layerscan registry HOST[/REPO_PREFIX]
                                 every image of a registry, each unique layer once
     layerscan rules             list the detection rules
+    layerscan docker-plugin install
+                                `docker layerscan IMAGE...` (a Docker CLI plugin)
     """
 
 
@@ -300,6 +303,9 @@ def built_in_detector_rules() -> list[tuple[str, str, str, str]]:
             (entropy.ENTROPY_RULE[0], "medium", entropy.ENTROPY_RULE[1], "entropy"),
             (config.NAME_RULE[0], "high", config.NAME_RULE[1], "config")]
     return out
+
+
+cli.add_command(docker_plugin)
 
 
 def main(argv: Optional[list[str]] = None) -> None:

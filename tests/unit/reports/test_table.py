@@ -70,6 +70,6 @@ def test_long_cells_are_cut_in_the_middle(result):
     row = TableReport(terminal=Terminal(160)).render(one).splitlines()[2]
     assert len(row) <= 160
     assert "0: RUN xxx" in row and "xxx END" in row and "…" in row  # LAYER: its start and its end
-    assert "/very/deep/" in row and "deep/.env:7!BOOT-INF/classes/app.properties" in row
+    assert "/very/deep/" in row and "classes/app.properties" in row
     wide = TableReport().render(one).splitlines()[2]  # no width (a file, --wide): everything
     assert "RUN " + "x" * 200 + " END" in wide and long_hit.path in wide
