@@ -6,6 +6,7 @@ and below `NARROW` columns each finding takes two lines. Findings that fail the 
 """
 from __future__ import annotations
 
+import re
 import textwrap
 from typing import Callable, Optional, Sequence
 
@@ -27,6 +28,7 @@ NARROW = 100  # below this many columns, two lines per finding
 MINIMUM = {"!": 1, "SEVERITY": 8, "RULE": 14, "STATUS": 9, "LAYER": 12, "LOCATION": 16, "SECRET": 15,
            "IMAGE": 16}
 CUT_MIDDLE = frozenset({"LAYER", "LOCATION", "IMAGE"})
+SPACES = re.compile(r"[ \t\n\r\f\v]+")
 TRIAGED = "triaged (vendor package files, known-public keys; not gating)"
 
 
@@ -53,7 +55,12 @@ def _row(f: Finding, reveal: bool) -> dict[str, str]:
     secret = f.hit.secret.value if reveal and f.hit.secret.value is not None else f.hit.secret.redacted
     cells_ = {"!": MARK if f.gating else "", "SEVERITY": f.hit.severity.value, "RULE": f.hit.rule_id,
               "STATUS": _status(f), "LAYER": _layer(f), "LOCATION": _location(f), "SECRET": secret}
-    return {k: escape(" ".join(v.split())) for k, v in cells_.items()}
+    return {k: one_line(v) for k, v in cells_.items()}
+
+
+def one_line(text: str) -> str:
+    """A cell: runs of ASCII white space (a multi-line RUN) as one space, the rest escaped."""
+    return escape(SPACES.sub(" ", text).strip())
 
 
 def _sort_key(f: Finding) -> tuple:
@@ -176,7 +183,7 @@ SIGHTING_HEADERS = ("IMAGE", "STATUS", "LAYER", "LOCATION")
 
 def render_group(group: SecretGroup, reveal: bool, paint: Painter = Painter(Terminal())) -> list[str]:
     """`--group-by secret`: the secret once, then every place and image it was seen."""
-    shown = escape(" ".join((group.value if reveal and group.value is not None else group.redacted).split()))
+    shown = one_line(group.value if reveal and group.value is not None else group.redacted)
     tail = escape(f"  {', '.join(group.rule_ids)}  {len(group.sightings)} sighting(s) in {len(group.images)} image(s)")
     sha = f"sha256:{group.sha256[:16]}"
     plain = f"SECRET {shown}  {sha}  {group.severity.value}{tail}"
@@ -188,7 +195,7 @@ def render_group(group: SecretGroup, reveal: bool, paint: Painter = Painter(Term
     rows = [{"IMAGE": f.image, "STATUS": _status(f) + (f" ({f.suppressed})" if f.suppressed else ""),
              "LAYER": _layer(f), "LOCATION": _location(f)}
             for f in sorted(group.sightings, key=lambda f: (f.image, f.layer.index if f.layer else 1 << 30))]
-    rows = [{k: escape(" ".join(v.split())) for k, v in r.items()} for r in rows]
+    rows = [{k: one_line(v) for k, v in r.items()} for r in rows]
     width = None if paint.term.width is None else paint.term.width - 2
     return lines + ["  " + _join(line) for line in grid(SIGHTING_HEADERS, rows, width)]
 
