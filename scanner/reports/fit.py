@@ -56,17 +56,20 @@ def pad(text: str, width: int) -> str:
     return text + " " * max(width - cells(text), 0)
 
 
-def share(natural: Sequence[int], minimum: Sequence[int], budget: int) -> list[int]:
-    """Column widths that add up to at most `budget`: each column its natural width if all fit,
-    else the widest columns give up cells first, never below their minimum (nor their natural)."""
+def share(natural: Sequence[int], minimum: Sequence[int], budget: int, rank: Sequence[int]) -> list[int]:
+    """Column widths that add up to at most `budget` where they can: each column its natural
+    width if all fit; else the columns of the lowest `rank` give up cells first (the widest
+    first), never below their minimum, then those of the next rank."""
     widths = list(natural)
     floor = [min(n, m) for n, m in zip(natural, minimum)]
-    while sum(widths) > budget:
-        spare = [w - f for w, f in zip(widths, floor)]
-        if max(spare, default=0) <= 0:
-            break
-        i = spare.index(max(spare))
-        widths[i] -= min(spare[i], max(sum(widths) - budget, 1), max(spare[i] // 4, 1))
+    for r in sorted(set(rank)):
+        these = [i for i, k in enumerate(rank) if k == r]
+        while sum(widths) > budget:
+            i = max(these, key=lambda j: widths[j] - floor[j])
+            spare = widths[i] - floor[i]
+            if spare <= 0:
+                break
+            widths[i] -= min(spare, sum(widths) - budget, max(spare // 4, 1))
     return widths
 
 

@@ -1,7 +1,8 @@
 """The terminal table: one block per image, worst first, and what was not scanned.
 
 It fits the terminal (`fit.Terminal`): the layer and location columns are cut in the middle,
-and below `NARROW` columns each finding takes two lines. Findings that fail the gate are marked
+and below `NARROW` columns (or where one line leaves them less than `ROOMY`) each finding takes
+two lines. Findings that fail the gate are marked
 `!`. Every string from the image goes through `escape`; colour only when the terminal allows it.
 """
 from __future__ import annotations
@@ -27,6 +28,12 @@ NARROW = 100  # below this many columns, two lines per finding
 # the fewest cells a column is cut to, and where it is cut
 MINIMUM = {"!": 1, "SEVERITY": 8, "RULE": 14, "STATUS": 9, "LAYER": 12, "LOCATION": 16, "SECRET": 15,
            "IMAGE": 16}
+# which columns give up cells first: the layer, the location (both cut in the middle) and the
+# secret, widest first; then the rule, the status; never the mark and the severity
+RANK = {"LAYER": 0, "LOCATION": 0, "IMAGE": 0, "SECRET": 0, "RULE": 2, "STATUS": 3, "!": 9, "SEVERITY": 9}
+# one line per finding only when the layer, location and secret columns keep this many cells;
+# cells are taken from those columns down to these first
+ROOMY = {"LAYER": 20, "LOCATION": 20, "SECRET": 20}
 CUT_MIDDLE = frozenset({"LAYER", "LOCATION", "IMAGE"})
 SPACES = re.compile(r"[ \t\n\r\f\v]+")
 TRIAGED = "triaged (vendor package files, known-public keys; not gating)"
@@ -94,8 +101,12 @@ class Painter:
 def grid(names: Sequence[str], rows: Sequence[dict[str, str]], width: Optional[int]) -> list[list[str]]:
     """The header and each row as cells cut to widths that fit `width` (None: as they are)."""
     natural = [max([cells(n)] + [cells(r[n]) for r in rows]) for n in names]
-    widths = natural if width is None else share(
-        natural, [MINIMUM.get(n, 8) for n in names], width - 2 * (len(names) - 1))
+    if width is None:
+        widths = natural
+    else:  # first down to roomy widths, rank by rank; then to the minimum
+        budget, rank = width - 2 * (len(names) - 1), [RANK.get(n, 0) for n in names]
+        roomy = share(natural, [max(MINIMUM.get(n, 8), ROOMY.get(n, 0)) for n in names], budget, rank)
+        widths = share(roomy, [MINIMUM.get(n, 8) for n in names], budget, rank)
     out = []
     for row in [{n: n if n != MARK else "" for n in names}, *rows]:
         out.append([(middle if n in CUT_MIDDLE else end)(row[n], w) for n, w in zip(names, widths)])
@@ -108,6 +119,12 @@ def _join(line: list[str], styled: Optional[Callable[[str], str]] = None, at: in
     return "  ".join(line).rstrip()
 
 
+def _one_line_fits(names: list[str], rows: list[dict[str, str]], width: int) -> bool:
+    """Whether one line per finding leaves the layer, location and secret columns room enough."""
+    natural = [max([cells(n)] + [cells(r[n]) for r in rows]) for n in names]
+    return sum(min(w, ROOMY.get(n, w)) for n, w in zip(names, natural)) + 2 * (len(names) - 1) <= width
+
+
 def render_rows(findings: list[Finding], reveal: bool, paint: Painter, indent: str = "",
                 marks: bool = False, extra: Callable[[Finding], str] = lambda f: "") -> list[str]:
     """The findings' rows under a header (one line each, or two on a narrow terminal)."""
@@ -118,8 +135,8 @@ def render_rows(findings: list[Finding], reveal: bool, paint: Painter, indent: s
     width = None if paint.term.width is None else paint.term.width - len(indent)
     def styler(f: Finding) -> Callable[[str], str]:
         return lambda c: paint.severity(c, f.hit.severity)
-    if width is None or width >= NARROW:
-        names = lead + list(HEADERS)
+    names = lead + list(HEADERS)
+    if width is None or width >= NARROW and _one_line_fits(names, rows, width):
         table = grid(names, rows, width)
         at = names.index("SEVERITY")
         return [indent + _join(table[0])] + [indent + _join(line, styler(f), at) for line, f in zip(table[1:], findings)]
