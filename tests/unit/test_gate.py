@@ -18,7 +18,7 @@ import pytest
 
 from scanner.cli import cli, main
 from scanner.errors import ExitCode
-from scanner.gate import Allowlist, BaseImage, Policy, Verdict, decide, gating, suppress, verdict
+from scanner.gate import Allowlist, BaseImage, Policy, Verdict, decide, gating, mark, suppress, verdict
 from scanner.models import (DetectorKind, Finding, Hit, ImageResult, LayerInfo, LocationKind, ScanResult, Secret,
                             Severity, Skipped, SourceKind, Status)
 from scanner.options import policy
@@ -412,3 +412,64 @@ def test_suppress_reasons_and_their_order():
     assert [f.suppressed for f in result.findings] == ["inherited", "inherited", "baseline", "allowlist", None]
     assert result.summary()["suppressed"] == {"inherited": 2, "baseline": 1, "allowlist": 1}
     assert result.summary()["findings"] == 1
+
+
+# --- the verdict line: a golden for each outcome ----------------------------------------------------
+
+
+def _sample() -> ScanResult:
+    """6 critical/high findings in present, deleted and history, 2 medium in config."""
+    findings = [finding(Severity.CRITICAL, Status.PRESENT, fp="1"), finding(Severity.HIGH, Status.DELETED, fp="2"),
+                finding(Severity.HIGH, Status.HISTORY, fp="3"), finding(Severity.CRITICAL, Status.DELETED, fp="4"),
+                finding(Severity.HIGH, Status.PRESENT, fp="5"), finding(Severity.CRITICAL, Status.HISTORY, fp="6"),
+                finding(Severity.MEDIUM, Status.CONFIG, layer=None, fp="7"),
+                finding(Severity.MEDIUM, Status.CONFIG, layer=None, fp="8")]
+    return result_of(*findings)
+
+
+VERDICT_LINES = [
+    (_sample(), Policy(fail_on=Severity.HIGH),
+     "gate: FAIL (exit 1): 6 findings at or above high in present, deleted, history"),
+    (_sample(), Policy(fail_on=Severity.CRITICAL, statuses=frozenset({Status.CONFIG})),
+     "gate: pass (exit 0): 8 findings, none at or above critical in config"),
+    (_sample(), Policy(fail_on=Severity.CRITICAL),
+     "gate: FAIL (exit 1): 3 findings at or above critical in present, deleted, history"),
+    (_sample(), Policy(), "gate: FAIL (exit 1): 8 findings at or above low in present, deleted, config, history"),
+    (result_of(finding(Severity.LOW, fp="1")), Policy(fail_on=Severity.MEDIUM),
+     "gate: pass (exit 0): 1 finding, none at or above medium"),
+    (result_of(finding(Severity.HIGH, Status.DELETED, fp="1")), Policy(),
+     "gate: FAIL (exit 1): 1 finding at or above low in deleted"),
+    (_sample(), Policy(fail_on=None), "gate: pass (exit 0): 8 findings, none gating (--fail-on never)"),
+    (result_of(), Policy(), "gate: pass (exit 0): no findings"),
+    (result_of(replace(finding(Severity.CRITICAL), suppressed="baseline")), Policy(),
+     "gate: pass (exit 0): no findings"),
+    (result_of(finding(Severity.CRITICAL, triage="vendor", fp="1"), finding(Severity.LOW, fp="2")),
+     Policy(fail_on=Severity.HIGH), "gate: pass (exit 0): 2 findings, none at or above high (1 triaged: not gating)"),
+    (result_of(finding(Severity.CRITICAL), skipped=(Skipped("/a.zip", "bomb", 0), Skipped("/b", "big", 1))),
+     Policy(fail_on_incomplete=True), "gate: FAIL (exit 2): 2 items not scanned in 1 image (--fail-on-incomplete)"),
+]
+
+
+@pytest.mark.parametrize("result,policy,line", VERDICT_LINES)
+def test_the_verdict_line(result, policy, line):
+    assert verdict(result, policy).line() == line
+
+
+def test_mark_flags_exactly_the_gating_findings():
+    marked = mark(_sample(), Policy(fail_on=Severity.HIGH))
+    assert [f.fingerprint for f in marked.findings if f.gating] == ["1", "2", "3", "4", "5", "6"]
+    assert [f.gating for f in marked.findings if f.fingerprint in "78"] == [False, False]
+
+
+def test_the_verdict_is_the_last_line_on_stderr(gate, images):
+    code, out, err = gate(images["high"], "--fail-on", "critical")
+    assert (code, err) == (0, "gate: pass (exit 0): 1 finding, none at or above critical\n")
+    code, out, err = gate(images["high"], "-f", "json")
+    assert (code, err) == (1, "gate: FAIL (exit 1): 1 finding at or above low in present\n")
+    assert [f["gating"] for f in json_report(out)["findings"]] == [True]
+    code, out, err = gate(images["high"], "-f", "sarif", "--fail-on", "critical")
+    [result] = json.loads(out)["runs"][0]["results"]
+    assert (result["level"], result["properties"]["gating"]) == ("warning", False)
+    code, out, err = gate(images["high"], "-f", "sarif")
+    [result] = json.loads(out)["runs"][0]["results"]
+    assert (result["level"], result["properties"]["gating"]) == ("error", True)
