@@ -18,17 +18,21 @@ from scanner.attach import attach_scanned, attach_to
 from scanner.baseline import write_baseline
 from scanner.detectors.rules import load_rules
 from scanner.errors import ExitCode, LayerscanError
-from scanner.gate import BaseImage, Verdict, suppress, verdict
+from scanner.gate import BaseImage, Verdict, mark, suppress, verdict
 from scanner.cache import NullCache
 from scanner.detectors.known import KnownSecretDetector, parse_secrets
 from scanner.detectors.signature import SignatureDetector
 from scanner.fleet import Fleet, list_references, parse_target
 from scanner.models import ScanResult
+from scanner.plugin import docker_plugin
 from scanner.progress import TqdmProgress
 from scanner.options import ATTACH_OPTION, Built, baseline, build, image_refs, policy, report_options, scan_options
 from scanner.pipeline import Scanner
 from scanner.push import EnginePusher, Target, push_target
+from scanner.redact import escape
 from scanner.reports import Format, GroupBy, ReportError, report_for
+from scanner.reports.fit import Terminal
+from scanner.reports.table import summary_line
 from scanner.sources.reference import parse_reference
 from scanner.sources.registry import endpoint_for
 
@@ -60,6 +64,8 @@ def cli() -> None:
     layerscan registry HOST[/REPO_PREFIX]
                                 every image of a registry, each unique layer once
     layerscan rules             list the detection rules
+    layerscan docker-plugin install
+                                `docker layerscan IMAGE...` (a Docker CLI plugin)
     """
 
 
@@ -67,7 +73,7 @@ def _scanner(built: Built) -> Scanner:
     return Scanner(built.rules, built.options, TqdmProgress() if built.show_progress else None, built.cache)
 
 
-@cli.command()
+@cli.command(short_help="Scan images (the default command).")
 @click.argument("images", nargs=-1, metavar="IMAGE...")
 @report_options
 @scan_options
@@ -84,24 +90,40 @@ def scan(images: tuple[str, ...], **opts: Any) -> int:
 
 
 def _scan_and_report(built: Built, refs: tuple[str, ...], opts: dict[str, Any]) -> ScanResult:
-    """Scan; mark what the baseline, the allowlist and the base image accept; write the report."""
+    """Scan; mark what the baseline, the allowlist and the base image accept; report."""
     scanner = _scanner(built)
     result = scanner.scan(refs)
     base = scanner.inherited_from(opts["base_image"]) if opts["base_image"] else BaseImage()
-    result = suppress(result, baseline(opts), click.get_current_context().meta.get("allowlist"), base)
-    _write(report_for(Format(opts["fmt"]), GroupBy(opts["group_by"])).render(result), opts["output"])
+    return _report(suppress(result, baseline(opts), click.get_current_context().meta.get("allowlist"), base), opts)
+
+
+def _report(result: ScanResult, opts: dict[str, Any]) -> ScanResult:
+    """Mark the findings that gate and write the report; when it went to a file, its summary
+    and where it went on stderr."""
+    result = mark(result, policy(opts))
+    _render(result, opts)
+    if opts["output"]:
+        click.echo(summary_line(result), err=True)
+        click.echo(f"wrote {opts['output']}", err=True)
     return result
 
 
 def _gate(result: ScanResult, opts: dict[str, Any]) -> Verdict:
+    """What the gate decided, said on stderr as the scan's last line (the exit status's reason)."""
     decided = verdict(result, policy(opts))
     if decided.incomplete:  # exit 2 says why on stderr, like every error
         click.echo(f"layerscan: error: {decided.skipped} item(s) not scanned and --fail-on-incomplete "
                    "is set (see the report's not-scanned list)", err=True)
+    click.echo(decided.line(), err=True)
     return decided
 
 
-@cli.command("push")
+def _render(result: ScanResult, opts: dict[str, Any]) -> None:
+    terminal = Terminal.detect(bool(opts["output"]), opts.get("wide", False))
+    _write(report_for(Format(opts["fmt"]), GroupBy(opts["group_by"]), terminal).render(result), opts["output"])
+
+
+@cli.command("push", short_help="Scan a local engine's image; push it if the gate passes.")
 @click.argument("image", metavar="IMAGE")
 @report_options
 @scan_options
@@ -140,7 +162,7 @@ FIND_DROPS = ("reveal", "fail_on", "status", "fail_on_incomplete", "fail_on_tria
               "cache_dir", "cache_url", "no_cache", "cache_max_size")
 
 
-@cli.command("find")
+@cli.command("find", short_help="Where do these leaked secrets appear? (values never shown)")
 @click.argument("images", nargs=-1, metavar="IMAGE...")
 @click.option("--secrets", "secrets_file", required=True, type=click.File("rb"), metavar="FILE",
               help="Leaked values, one a line (byte for byte), or sha256:<hex> lines; - for stdin.")
@@ -157,7 +179,9 @@ def find(images: tuple[str, ...], secrets_file: Any, **opts: Any) -> int:
     known = KnownSecretDetector(secrets, SignatureDetector(built.rules))
     progress = TqdmProgress() if built.show_progress else None
     result = Scanner(built.rules, built.options, progress, NullCache(), known=known).scan(image_refs(images, opts))
-    _write(report_for(Format(opts["fmt"]), GroupBy(opts["group_by"])).render(result), opts["output"])
+    _render(result, opts)
+    if opts["output"]:
+        click.echo(f"wrote {opts['output']}", err=True)
     click.echo(_find_summary(result, known), err=True)
     return ExitCode.FINDINGS if result.findings else ExitCode.CLEAN
 
@@ -173,7 +197,7 @@ def _find_summary(result: ScanResult, known: KnownSecretDetector) -> str:
     return text + (f"; not seen: line {', '.join(missing)}" if missing else "")
 
 
-@cli.command("registry")
+@cli.command("registry", short_help="Scan every image of a registry, each unique layer once.")
 @click.argument("target", required=False, metavar="HOST[/REPO_PREFIX]")
 @click.option("--summary", "summary_file", type=click.Path(dir_okay=False, writable=True),
               help="Also write the fleet summary (images, layers, bytes, secrets and their images) as JSON.")
@@ -195,11 +219,12 @@ def registry_cmd(target: Optional[str], summary_file: Optional[str], dask_addres
         scanned = runner.scan(refs)
     result = suppress(scanned, baseline(opts), click.get_current_context().meta.get("allowlist"),
                       scanner.inherited_from(opts["base_image"]) if opts["base_image"] else BaseImage())
-    _write(report_for(Format(opts["fmt"]), GroupBy(opts["group_by"])).render(result), opts["output"])
+    result = _report(result, opts)
     summary = runner.summary(result)
     if summary_file:
         _write(json.dumps(summary.as_dict(), indent=2) + "\n", summary_file)
-    click.echo(summary.text(), err=True)
+    # a registry's image names are the registry's: escaped like everything from images
+    click.echo("\n".join(escape(line) for line in summary.text().splitlines()), err=True)
     return _gate(result, opts).code
 
 
@@ -224,7 +249,7 @@ def fleet_refs(target: Optional[str], built: Built, opts: dict[str, Any]) -> tup
     return image_refs(listed, opts)
 
 
-@cli.command("baseline")
+@cli.command("baseline", short_help="Accept the current findings: write their fingerprints to a file.")
 @click.argument("images", nargs=-1, metavar="IMAGE...")
 @click.option("--output", "-o", required=True, type=click.Path(dir_okay=False),
               help="Baseline file to write (fingerprints only, never secrets).")
@@ -254,7 +279,7 @@ def _write(text: str, output: Optional[str]) -> None:
         raise ReportError(f"cannot write {output}: {exc.strerror}") from None
 
 
-@cli.command("rules")
+@cli.command("rules", short_help="List the detection rules.")
 @click.option("--rules", "extra_rules", multiple=True, type=click.Path(exists=True),
               help="Extra rule file or directory (repeatable).")
 def list_rules(extra_rules: tuple[str, ...]) -> int:
@@ -280,11 +305,14 @@ def built_in_detector_rules() -> list[tuple[str, str, str, str]]:
     return out
 
 
+cli.add_command(docker_plugin)
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     try:
         code = cli.main(args=argv, prog_name="layerscan", standalone_mode=False)
     except LayerscanError as exc:
-        click.echo(f"layerscan: error: {exc}", err=True)
+        click.echo(f"layerscan: error: {escape(exc)}", err=True)
         code = exc.exit_code
     except click.exceptions.Exit as exc:
         code = exc.exit_code
@@ -293,7 +321,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         code = ExitCode.ERROR
     except click.ClickException as exc:  # usage errors too: one line, with where to look
         hint = " (see `layerscan --help`)" if isinstance(exc, click.UsageError) else ""
-        click.echo(f"layerscan: error: {exc.format_message()}{hint}", err=True)
+        click.echo(f"layerscan: error: {escape(exc.format_message())}{hint}", err=True)
         code = ExitCode.ERROR
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("layerscan: interrupted", err=True)
@@ -301,7 +329,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     except Exception as exc:  # a bug: one line, no traceback unless asked for
         if os.environ.get("LAYERSCAN_DEBUG"):
             raise
-        click.echo(f"layerscan: internal error: {exc.__class__.__name__}: {str(exc)[:200]} "
+        click.echo(f"layerscan: internal error: {exc.__class__.__name__}: {escape(str(exc)[:200])} "
                    "(set LAYERSCAN_DEBUG=1 for a traceback)", err=True)
         code = ExitCode.ERROR
     sys.exit(int(code or 0))

@@ -13,6 +13,7 @@ from typing import Iterable, Optional
 
 from scanner.errors import ExitCode
 from scanner.models import Finding, ImageResult, ScanResult, Severity, Status
+from scanner.redact import escape
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,14 @@ def gating(result: ScanResult, policy: Policy) -> list[Finding]:
             and (policy.fail_on_triaged or not f.triage)]
 
 
+def mark(result: ScanResult, policy: Policy) -> ScanResult:
+    """Every finding flagged `gating` or not, as the policy decides: what the reports mark."""
+    fails = {id(f) for f in gating(result, policy)}
+    images = tuple(replace(i, findings=tuple(replace(f, gating=id(f) in fails) for f in i.findings))
+                   for i in result.images)
+    return replace(result, images=images)
+
+
 def incomplete(result: ScanResult) -> list[ImageResult]:
     return [i for i in result.images if i.skipped]
 
@@ -88,6 +97,28 @@ class Verdict:
     code: ExitCode
     gating: tuple[Finding, ...] = ()
     incomplete: tuple[ImageResult, ...] = ()  # only when the policy asks for full coverage
+    policy: Policy = Policy()
+    active: int = 0  # findings not accepted by a baseline, an allowlist or a base image
+    triaged: int = 0  # of those, the vendor / known-public ones
+
+    def line(self) -> str:
+        """The last line of every scan, what the exit status means:
+        `gate: FAIL (exit 1): 6 findings at or above high in present, deleted, history`."""
+        word = "pass" if self.code is ExitCode.CLEAN else "FAIL"
+        head = f"gate: {word} (exit {int(self.code)}): "
+        if self.incomplete:
+            return head + f"{_n(self.skipped, 'item')} not scanned in {_n(len(self.incomplete), 'image')} (--fail-on-incomplete)"
+        p = self.policy
+        if self.gating:
+            return head + (f"{_n(len(self.gating), 'finding')} at or above {p.fail_on.value if p.fail_on else '?'} "
+                           f"in {_statuses(f.status for f in self.gating)}")
+        if not self.active:
+            return head + "no findings"
+        if p.fail_on is None:
+            return head + f"{_n(self.active, 'finding')}, none gating (--fail-on never)"
+        narrowed = f" in {_statuses(p.statuses)}" if p.statuses != frozenset(Status) else ""
+        triaged = f" ({self.triaged} triaged: not gating)" if self.triaged and not p.fail_on_triaged else ""
+        return head + f"{_n(self.active, 'finding')}, none at or above {p.fail_on.value}{narrowed}{triaged}"
 
     @property
     def skipped(self) -> int:
@@ -95,11 +126,11 @@ class Verdict:
 
     def reasons(self) -> list[str]:
         """One line per blocking finding or incompletely read image: what a blocked push prints."""
-        lines = [f"{i.ref}: {len(i.skipped)} item(s) not scanned (--fail-on-incomplete)" for i in self.incomplete]
+        lines = [f"{escape(i.ref)}: {len(i.skipped)} item(s) not scanned (--fail-on-incomplete)" for i in self.incomplete]
         for f in sorted(self.gating, key=lambda f: (-f.hit.severity.rank, f.image, f.hit.path)):
-            where = f.hit.path + (f"!{f.hit.inner_path}" if f.hit.inner_path else "")
+            where = escape(f.hit.path + (f"!{f.hit.inner_path}" if f.hit.inner_path else ""))
             layer = f", layer {f.layer.index}" if f.layer is not None else ""
-            lines.append(f"{f.image}: {f.hit.severity.value} {f.hit.rule_id} at {where} "
+            lines.append(f"{escape(f.image)}: {f.hit.severity.value} {f.hit.rule_id} at {where} "
                          f"({f.status.value}{layer}) fingerprint {f.fingerprint}")
         return lines
 
@@ -109,7 +140,16 @@ def verdict(result: ScanResult, policy: Policy) -> Verdict:
     blocking = tuple(gating(result, policy))
     partial = tuple(incomplete(result)) if policy.fail_on_incomplete else ()
     code = ExitCode.ERROR if partial else ExitCode.FINDINGS if blocking else ExitCode.CLEAN
-    return Verdict(code, blocking, partial)
+    return Verdict(code, blocking, partial, policy, len(result.active), sum(1 for f in result.active if f.triage))
+
+
+def _n(count: int, what: str) -> str:
+    return f"{count} {what}" + ("" if count == 1 else "s")
+
+
+def _statuses(statuses: Iterable[Status]) -> str:
+    given = set(statuses)
+    return ", ".join(s.value for s in Status if s in given)
 
 
 def decide(result: ScanResult, policy: Policy) -> ExitCode:

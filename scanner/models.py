@@ -279,6 +279,7 @@ class Finding:
     confidence: Optional[Confidence] = None  # how sure it is a usable secret (set by triage.py)
     priority: Optional[int] = None  # 1 (act first) to 5 (triaged): severity, confidence and status (triage.py)
     package: Optional[PackageRef] = None  # the package the file came from, by evidence (triage.py)
+    gating: Optional[bool] = None  # fails the gate's policy (gate.mark); None where no gate was decided
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,16 @@ from scanner.settings import KEY_OF, SettingsError, find_settings, load_settings
 from scanner.sources.remote import RegistryOptions
 
 
+def plain(n: int) -> str:
+    """A byte count as the help shows it: `256 GiB`, `2 GiB`, `512 bytes`."""
+    for unit, shift in (("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n} bytes"
+
+
 class Size(click.ParamType):
-    """A byte count: `512`, `64K`, `100M`, `2G`."""
+    """A byte count: `512`, `64K`, `100M`, `2G`, `2 GiB`."""
 
     name = "size"
     _units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -87,24 +95,24 @@ SCAN_OPTIONS = [
     click.option("--cache-url", metavar="postgresql://...",
                  help="Layer cache on a PostgreSQL server, shared by many workers (instead of --cache-dir)."),
     click.option("--no-cache", is_flag=True, help="Neither read nor write the layer cache."),
-    click.option("--cache-max-size", type=Size(), default=DEFAULT_MAX_BYTES, show_default="2G",
-                 help="Bytes of entries the --cache-dir cache keeps; past it, those used longest ago go."),
+    click.option("--cache-max-size", type=Size(), default=DEFAULT_MAX_BYTES,
+                 help=f"Bytes of entries the --cache-dir cache keeps; past it, those used longest ago go. [default: {plain(DEFAULT_MAX_BYTES)}]"),
     click.option("--max-depth", type=click.IntRange(0, 32), default=_D.max_depth, show_default=True,
                  help="Nested archives: how deep to open."),
-    click.option("--max-file-size", type=Size(), default=_D.max_file_size, show_default="8G",
-                 help="Bytes of one file that are scanned."),
-    click.option("--max-archive-bytes", type=Size(), default=_D.max_archive_bytes, show_default="2G",
-                 help="Bytes expanded from one nested archive."),
-    click.option("--max-layer-bytes", type=Size(), default=_D.max_layer_bytes, show_default="64G",
-                 help="Bytes expanded from nested archives in one layer."),
+    click.option("--max-file-size", type=Size(), default=_D.max_file_size,
+                 help=f"Bytes of one file that are scanned. [default: {plain(_D.max_file_size)}]"),
+    click.option("--max-archive-bytes", type=Size(), default=_D.max_archive_bytes,
+                 help=f"Bytes expanded from one nested archive. [default: {plain(_D.max_archive_bytes)}]"),
+    click.option("--max-layer-bytes", type=Size(), default=_D.max_layer_bytes,
+                 help=f"Bytes expanded from nested archives in one layer. [default: {plain(_D.max_layer_bytes)}]"),
     click.option("--max-ratio", type=click.IntRange(1), default=_D.max_ratio, show_default=True,
                  help="Expanded/compressed ratio that marks a decompression bomb."),
     click.option("--max-file-findings", type=click.IntRange(1), default=_D.max_file_findings, show_default=True,
                  help="Findings reported of one file; past it the rest of the file is not scanned."),
     click.option("--max-findings", type=click.IntRange(1), default=_D.max_findings, show_default=True,
                  help="Findings reported of one image; past it the rest are counted, listed as not reported."),
-    click.option("--max-image-bytes", type=Size(), default=_D.max_image_bytes, show_default="256G",
-                 help="Uncompressed layer bytes of one image; over it the scan stops (exit 2)."),
+    click.option("--max-image-bytes", type=Size(), default=_D.max_image_bytes,
+                 help=f"Uncompressed layer bytes of one image; over it the scan stops (exit 2). [default: {plain(_D.max_image_bytes)}]"),
     click.option("--max-image-files", type=click.IntRange(1), default=_D.max_image_files, show_default=True,
                  help="Tar entries (files, dirs, links) of one image; over it the scan stops (exit 2)."),
     click.option("--timeout", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
@@ -123,6 +131,8 @@ REPORT_OPTIONS = [
     click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
                  help="Write the report to FILE (only after a successful scan)."),
     click.option("--reveal", is_flag=True, help="Show raw secret values (never shown otherwise)."),
+    click.option("--wide", is_flag=True,
+                 help="Table: every column in full, one line per finding [default: fit the terminal's width]."),
     click.option("--group-by", type=click.Choice([g.value for g in GroupBy]), default=GroupBy.FINDING.value,
                  show_default=True, help="'secret': one entry per secret with all its sightings (table, JSON)."),
     click.option("--fail-on", type=click.Choice(SEVERITIES), default="low", show_default=True,

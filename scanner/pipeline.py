@@ -30,6 +30,7 @@ from scanner.sources.resolve import open_source
 from scanner.triage import Triage
 
 
+MAX_NAMES = 20_000  # distinct names shown of one image that are searched for secrets of their own
 DETECTOR_RULES = frozenset({KEYWORD_RULE[0], ENTROPY_RULE[0], *FILE_RULES})  # rules that live in code, not YAML
 
 
@@ -155,7 +156,9 @@ class Scanner:
         if self.known is not None:
             config_hits = [h for h in config_hits if h.rule_id in KNOWN_RULES]
         hits = [h for s in scans for h in s.hits] + list(config_hits)
-        clean = self._scrubber([(h.secret.value, h.secret.sha256) for h in hits if h.secret.value])
+        found = [(h.secret.value, h.secret.sha256) for h in hits if h.secret.value]
+        skipped = tuple(sk for s in scans for sk in s.skipped)
+        clean = self._scrubber(found + self._in_names(hits, skipped))
         layer_infos = tuple(_layer_info(layer, s, clean(layer.created_by)) for layer, s in zip(image.layers, scans))
         history = _history(image, clean)
         findings = (self._layer_findings(image, scans, layer_infos)
@@ -167,10 +170,13 @@ class Scanner:
         findings, over = _capped(findings, limits.max_findings)
         if self.triage is not None:  # vendor / known-public, confidence and priority
             findings = self.triage.apply(findings, scans)
-        skipped = tuple(sk for s in scans for sk in s.skipped) + over
+        skipped += over
         if self.known is not None:
             findings = [_relabelled(f, self.known, clean) for f in findings]
-            skipped = tuple(replace(sk, path=clean(sk.path), reason=clean(sk.reason)) for sk in skipped)
+        else:  # a secret in a name (a file named after a token, an Env name) is redacted there too
+            findings = [_named(f, clean) for f in findings]
+        skipped = tuple(replace(sk, path=clean(sk.path) or sk.path, reason=clean(sk.reason) or sk.reason)
+                        for sk in skipped)
         findings = _fingerprinted(findings, self.options.reveal)
         return ImageResult(image.ref, image.source, image.digest, layer_infos, tuple(findings), skipped,
                            image.platform, history)
@@ -181,6 +187,20 @@ class Scanner:
             known = self.known
             return lambda text: known.scrub(text, found)
         return Scrubber(v for v, _ in found)
+
+    def _in_names(self, hits: list[Hit], skipped: tuple) -> list[tuple[str, str]]:
+        """Secrets that are in the names shown (paths, inner paths, Env and Label names, skipped
+        paths) but not in any content: found by running the detectors over those names alone."""
+        if self.known is not None:
+            return []
+        names = {n for h in hits for n in (h.path, h.inner_path) if n}
+        names.update(sk.path for sk in skipped)
+        out = []
+        for name in sorted(names)[:MAX_NAMES]:
+            for m in self.content.scan_buffer(name.encode("utf-8", "surrogateescape"), None):
+                value = m.secret.decode("utf-8", "surrogateescape")
+                out.append((value, hashlib.sha256(m.secret).hexdigest()))
+        return out
 
     def _layer_findings(self, image: Image, scans: list[LayerScan],
                         infos: tuple[LayerInfo, ...]) -> list[Finding]:
@@ -282,6 +302,14 @@ def _with_provenance(f: Finding, image: Image, history: tuple[HistoryEntry, ...]
     else:
         entry = setters.of(h.kind, h.path)
     return replace(f, image_digest=image.digest, history=entry)
+
+
+def _named(f: Finding, clean: Callable[[Optional[str]], Optional[str]]) -> Finding:
+    """The finding's path and inner path less every secret of the image (a file named after a
+    token, `Env.<token>`, `Labels.<token>`): every report shows the names as they are here."""
+    h = f.hit
+    path, inner = clean(h.path) or h.path, clean(h.inner_path)
+    return f if (path, inner) == (h.path, h.inner_path) else replace(f, hit=replace(h, path=path, inner_path=inner))
 
 
 def _relabelled(f: Finding, known: KnownSecretDetector, clean: Callable[[Optional[str]], Optional[str]]) -> Finding:

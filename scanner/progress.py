@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import sys
 
+from scanner.redact import escape
+
 
 class TqdmProgress:
     """A scan's bytes over layers; with `fleet`, a registry run's stages: its layers in bytes,
@@ -16,6 +18,7 @@ class TqdmProgress:
         from tqdm import tqdm  # imported when a bar is shown: not on the way of a CI run
 
         in_bytes = not self._fleet or label == "layers"
+        label = escape(label)  # an image reference can come from the image (a tag inside an archive)
         self._bar = tqdm(total=total, desc=label if self._fleet else label[-40:], unit="B" if in_bytes else " image",
                          unit_scale=in_bytes, unit_divisor=1024, leave=False, file=sys.stderr)
 

@@ -1,7 +1,9 @@
-"""Secrets leave the scanner only as a hash and a redacted form, unless the user asks with --reveal."""
+"""What of an image may leave the scanner: secrets only as a hash and a redacted form, unless the
+user asks with --reveal; every other string escaped of terminal controls (`escape`)."""
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from typing import Iterable
 
 from scanner.models import Secret
@@ -74,3 +76,35 @@ class Scrubber:
             else:
                 i += 1
         return scrub("".join(out) + text[last:], self.short)
+
+
+# --- escaping: nothing from an image reaches a terminal, a page or a log raw ----------------------
+
+_SPELT: dict[int, str] = {}
+
+
+def _spelt(c: str) -> str:
+    """How one unsafe character is shown: `\\xNN` below U+0100 (as the walk spells paths), else `\\uNNNN`."""
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
+
+
+def _unsafe(c: str) -> bool:
+    """C0 and C1 controls, DEL, and Unicode format, separator and surrogate characters: bidi
+    overrides and isolates (U+202A-U+202E, U+2066-U+2069), zero-width ones, U+2028/U+2029."""
+    return unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp", "Co", "Cn") and c != " "
+
+
+def escape(text: object) -> str:
+    """The one escaping function for every string that came from an image (paths, history,
+    Env and Label names and values, references, skip reasons, error messages): every format
+    and the progress bar show it through here. Printable text comes back as it was."""
+    s = "" if text is None else str(text)
+    if s.isascii() and s.isprintable():  # nearly every string: nothing to do
+        return s
+    return "".join(_SPELT.get(ord(c)) or _spell(c) if _unsafe(c) else c for c in s)
+
+
+def _spell(c: str) -> str:
+    shown = _SPELT[ord(c)] = _spelt(c)
+    return shown

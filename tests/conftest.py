@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import os
+import time
 
 import pytest
 
@@ -119,3 +120,49 @@ def inflater(request, monkeypatch) -> str:
     monkeypatch.setenv("LAYERSCAN_INFLATE", "zlib" if request.param == "zlib" else "auto")
     assert inflate.engine_name() == request.param
     return request.param
+
+
+# --- no process left behind ------------------------------------------------------------------------
+
+SESSION_MARK = "LAYERSCAN_TEST_SESSION"  # in the environment of every process the tests start
+DAEMONS = frozenset({"gpg-agent", "keyboxd", "dirmngr", "scdaemon", "dockerd", "containerd", "containerd-shim",
+                     "docker-registry", "registry", "postgres"})
+_AT_START: set[int] = set()
+
+
+def _daemons_of_this_session(mark: str) -> dict[int, str]:
+    """Daemons (by name) running now whose environment carries this session's mark."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            name = (entry / "comm").read_text().strip()
+            if name not in DAEMONS and not name.startswith("containerd-shim"):
+                continue
+            if f"{SESSION_MARK}={mark}".encode() in (entry / "environ").read_bytes().split(b"\0"):
+                out[int(entry.name)] = name
+        except OSError:  # gone, or not ours to read
+            continue
+    return out
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    os.environ.setdefault(SESSION_MARK, f"{os.getpid()}-{time.time_ns()}")
+    _AT_START.update(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit())
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a daemon the tests started (gpg-agent, dockerd, a registry...) is still running."""
+    if not Path("/proc/self/environ").exists():
+        return
+    deadline = time.monotonic() + 15  # a stopped dockerd takes a moment to go
+    left = _daemons_of_this_session(os.environ[SESSION_MARK])
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = _daemons_of_this_session(os.environ[SESSION_MARK])
+    left = {pid: name for pid, name in left.items() if pid not in _AT_START}
+    if left:
+        listed = ", ".join(f"{name} (pid {pid})" for pid, name in sorted(left.items()))
+        session.config.get_terminal_writer().line(f"processes left behind by the tests: {listed}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -19,6 +19,7 @@ from html import escape
 from typing import Iterable, Optional
 
 from scanner import __version__
+from scanner import redact
 from scanner.models import Finding, HistoryEntry, ImageResult, LayerInfo, ScanResult, Severity, Status
 from scanner.reports.grouping import group_by_secret
 from scanner.reports.interface import Report
@@ -36,7 +37,7 @@ border-radius:999px;padding:2px 10px;background:var(--card)}.sev{display:inline-
 border-radius:4px;padding:0 6px;color:#fff;font-size:12px;font-weight:600}.sev-critical{background:var(--critical)}
 .sev-high{background:var(--high)}.sev-medium{background:var(--medium)}.sev-low{background:var(--low)}
 .status{font-size:12px;border:1px solid var(--line);border-radius:4px;padding:0 6px;white-space:nowrap}
-.st-present,.st-config{border-color:var(--critical);color:var(--critical)}.st-deleted,.st-overwritten{
+.st-present,.st-config,.st-history{border-color:var(--critical);color:var(--critical)}.st-deleted,.st-overwritten{
 border-color:var(--medium);color:var(--medium)}.filters{position:sticky;top:0;z-index:2;display:flex;flex-wrap:wrap;
 gap:6px 18px;align-items:center}.filters fieldset{border:0;padding:0;margin:0;display:flex;gap:10px;flex-wrap:wrap}
 .filters legend{float:left;margin-right:8px;font-weight:600}.filters input[type=search]{padding:4px 8px;width:220px;
@@ -91,7 +92,8 @@ JS = """
 
 
 def e(text: object) -> str:
-    return escape("" if text is None else str(text), quote=True)
+    """Every text of the page: terminal controls and bidi overrides spelt out, then HTML-escaped."""
+    return escape(redact.escape(text), quote=True)
 
 
 def _csp_hash(text: str) -> str:
@@ -115,6 +117,17 @@ def human(n: Optional[int]) -> str:
 
 def instruction(created_by: Optional[str]) -> str:
     return " ".join((created_by or "").replace("/bin/sh -c #(nop) ", "").split()) or "(no instruction recorded)"
+
+
+LONG = 160  # characters of an instruction shown before "more"
+
+
+def code(text: str) -> str:
+    """`<code>` of an instruction or a path; a long one cut, the whole of it a click away."""
+    if len(text) <= LONG:
+        return f"<code>{e(text)}</code>"
+    return (f'<details class="long"><summary><code>{e(text[:LONG])}…</code> '
+            f'<span class="muted">({len(text)} characters)</span></summary><code>{e(text)}</code></details>')
 
 
 def _secret(f: Finding, reveal: bool) -> str:
@@ -176,7 +189,7 @@ def render_step(step: Step, image: ImageResult) -> str:
     classes = ["step"] + (["empty"] if step.layer is None else []) + (["adds"] if added else []) + (
         ["removes"] if removed else [])
     idx = f"layer {step.layer.index}" if step.layer is not None else f"history[{step.entry.index}]" if step.entry else ""
-    head = [f'<span class="step-idx">{e(idx)}</span>', f"<code>{e(instruction(created_by))}</code>"]
+    head = [f'<span class="step-idx">{e(idx)}</span>', code(instruction(created_by))]
     if step.layer is not None:
         head.append(f'<span class="muted">{e(human(step.layer.bytes))}, {step.layer.files} file(s)</span>')
     created = step.entry.created if step.entry is not None else step.layer.created if step.layer else None
@@ -259,7 +272,7 @@ def render_findings(result: ScanResult) -> str:
         layer = f"{f.layer.index}: {instruction(f.layer.created_by)}" if f.layer else "config"
         out.append(f'<tr {_attrs(f)}><td>{_sev(f.hit.severity)}</td><td>{e(f.hit.rule_id)}<br>'
                    f'<span class="muted">{e(f.hit.title)}</span></td><td>{_status(f)}</td><td>{e(f.image)}</td>'
-                   f'<td><code>{e(layer)}</code></td><td><code>{e(_where(f))}</code></td>'
+                   f'<td>{code(layer)}</td><td>{code(_where(f))}</td>'
                    f"<td>{_secret(f, result.reveal)}</td><td>{_provenance(f)}</td></tr>")
     return "".join(out) + "</table></section>"
 

@@ -69,6 +69,7 @@ def finding_dict(f: Finding, reveal: bool) -> dict[str, Any]:
         "suppressed": f.suppressed,
         "confidence": None if f.confidence is None else f.confidence.value,
         "priority": f.priority,
+        "gating": f.gating,
     }
 
 

@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from scanner import __version__
 from scanner.models import Finding, ImageResult, ScanResult, Severity
+from scanner.redact import escape
 from scanner.reports.interface import Report
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -44,11 +45,11 @@ def _location(f: Finding) -> dict[str, Any]:
     a file's path in the image filesystem, else the image itself; the layer in the logical one."""
     h = f.hit
     layer = f"layer {f.layer.index}" if f.layer else "config"
-    logical = [{"name": h.path, "fullyQualifiedName": f"{f.image}#{layer}:{h.path}"
-                + (f"!{h.inner_path}" if h.inner_path else ""), "kind": h.kind.value}]
+    logical = [{"name": escape(h.path), "fullyQualifiedName": escape(f"{f.image}#{layer}:{h.path}"
+                + (f"!{h.inner_path}" if h.inner_path else "")), "kind": h.kind.value}]
     physical: dict[str, Any] = {"artifactLocation": _artifact(h.path, f.image)}
     if not h.path.startswith("/"):
-        physical["artifactLocation"]["description"] = {"text": f"the image's {h.kind.value}: {h.path}"}
+        physical["artifactLocation"]["description"] = {"text": escape(f"the image's {h.kind.value}: {h.path}")}
     elif h.line:
         physical["region"] = {"startLine": h.line}
     return {"logicalLocations": logical, "physicalLocation": physical}
@@ -68,10 +69,10 @@ def _uri(text: str) -> str:
 def _invocation(images: tuple[ImageResult, ...]) -> dict[str, Any]:
     """What was not scanned, as notifications: silence must never read as clean."""
     notes = [{"level": "warning",
-              "message": {"text": f"not scanned: {s.path}: {s.reason}"
-                          + (f" (layer {s.layer})" if s.layer is not None else "")},
+              "message": {"text": escape(f"not scanned: {s.path}: {s.reason}"
+                                 + (f" (layer {s.layer})" if s.layer is not None else ""))},
               "locations": [{"physicalLocation": {"artifactLocation": _artifact(s.path, i.ref)},
-                             "logicalLocations": [{"fullyQualifiedName": f"{i.ref}#layer {s.layer}:{s.path}"}]}],
+                             "logicalLocations": [{"fullyQualifiedName": escape(f"{i.ref}#layer {s.layer}:{s.path}")}]}],
               "properties": {"image": i.ref, "layerIndex": s.layer}}
              for i in images for s in i.skipped]
     return {"executionSuccessful": True, "toolExecutionNotifications": notes}
@@ -87,7 +88,16 @@ def _message(f: Finding) -> str:
             text += f" ({' '.join(f.layer.created_by.split())[:160]})"
     if f.removed_in is not None:
         text += f"; removed in layer {f.removed_in.index}, still readable in the image"
-    return text + "."
+    return escape(text + ".")
+
+
+def _level(f: Finding) -> str:
+    """By severity; once a gate has decided, `error` is what fails it and nothing else is."""
+    if f.gating is None:
+        return LEVEL[f.hit.severity]
+    if f.gating:
+        return "error"
+    return "warning" if LEVEL[f.hit.severity] == "error" else LEVEL[f.hit.severity]
 
 
 def _result(f: Finding, reveal: bool, index: dict[str, int]) -> dict[str, Any]:
@@ -103,10 +113,12 @@ def _result(f: Finding, reveal: bool, index: dict[str, int]) -> dict[str, Any]:
         props["triage"] = f.triage
     if f.package is not None:
         props["package"] = {"ecosystem": f.package.ecosystem, "name": f.package.name, "version": f.package.version}
+    if f.gating is not None:
+        props["gating"] = f.gating
     result: dict[str, Any] = {
         "ruleId": f.hit.rule_id,
         "ruleIndex": index[f.hit.rule_id],
-        "level": LEVEL[f.hit.severity],
+        "level": _level(f),
         "message": {"text": _message(f)},
         "locations": [_location(f)],
         "partialFingerprints": {"layerscanFingerprint/v1": f.fingerprint},

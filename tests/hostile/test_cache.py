@@ -144,7 +144,8 @@ def test_a_cache_dir_that_cannot_hold_the_cache_scans_uncached_with_one_warning(
     args = [str(path), "--rules", str(unit_rules_path), "--cache-dir", str(blocked), "-f", "json"]
     done = layerscan(args, tmp_path)
     assert done.returncode == 1 and {f["location"]["path"] for f in json.loads(done.stdout)["findings"]} == {"/app/.env"}
-    [line] = done.stderr.splitlines()
+    line, verdict = done.stderr.splitlines()  # one warning, then the gate's verdict
+    assert verdict.startswith("gate: FAIL (exit 1): ")
     assert line.startswith("layerscan: warning: cannot open the layer cache in ")
     assert line.endswith("; scanning without the layer cache")
 

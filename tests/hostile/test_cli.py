@@ -16,6 +16,7 @@ import pytest
 from tests import imagekit as ik
 from tests import secrets_catalog as sc
 from tests.hostile import kit
+from tests.gateline import gate_only
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = f"KEY={sc.AWS_KEY_ID}\n".encode()
@@ -97,7 +98,7 @@ def test_traversal_links_and_devices_beside_a_secret(tmp_path, unit_rules_path):
                   kit.member(b"app/\xff.env", ENV), BESIDE)
     path = hostile_image(tmp_path, "escape", tar)
     done = layerscan([str(path), "--rules", str(unit_rules_path), "--no-cache", "-f", "json"], tmp_path)
-    assert (done.returncode, done.stderr) == (1, "")
+    assert (done.returncode, gate_only(done.stderr)) == (1, "FAIL")
     doc = json.loads(done.stdout)
     assert [f["location"]["path"] for f in doc["findings"] if f["rule_id"] == "unit-aws-key-id"] == [
         "/tmp/escaped.env", "/root/abs.env", "/app/\\xff.env", "/app/.env"]
@@ -113,7 +114,7 @@ def test_table_and_sarif_of_a_hostile_image(tmp_path, unit_rules_path):
     path = hostile_image(tmp_path, "odd", tar)
     for fmt in ("table", "sarif", "json"):
         done = layerscan([str(path), "--rules", str(unit_rules_path), "--no-cache", "-f", fmt], tmp_path)
-        assert (done.returncode, done.stderr) == (1, ""), fmt
+        assert (done.returncode, gate_only(done.stderr)) == (1, "FAIL"), fmt
         assert sc.AWS_KEY_ID not in done.stdout
 
 
@@ -125,7 +126,8 @@ def test_cache_holds_hostile_names(tmp_path, unit_rules_path):
     args = [str(path), "--rules", str(unit_rules_path), "--cache-dir", str(cache), "-f", "json"]
     first = layerscan(args, tmp_path)
     second = layerscan(args, tmp_path)
-    assert (first.returncode, first.stderr, second.returncode, second.stderr) == (1, "", 1, "")
+    assert (first.returncode, gate_only(first.stderr), second.returncode, gate_only(second.stderr)) == (
+        1, "FAIL", 1, "FAIL")
     assert json.loads(first.stdout)["findings"] == json.loads(second.stdout)["findings"]
 
 

@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Optional
 
+from tests.gateline import gate_only
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,7 +34,8 @@ def report(proc: subprocess.CompletedProcess) -> dict:
     """The JSON report of a scan that found secrets (exit 1), nothing on stderr, nothing left."""
     assert proc.returncode == 1, f"exit {proc.returncode}: {proc.stderr[-1500:]}"
     assert proc.leftovers == [], "temp files left behind"
-    assert proc.stderr == "", proc.stderr  # nothing logged on success (no warnings, never a credential)
+    # nothing logged on success but the gate's verdict (no warnings, never a credential)
+    assert gate_only(proc.stderr) == "FAIL", proc.stderr
     return json.loads(proc.stdout)
 
 

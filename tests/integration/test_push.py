@@ -66,7 +66,9 @@ def test_a_leaky_image_does_not_land(build_image, registry, push):
     assert (finding["status"], finding["location"]["path"], finding["layer"]["index"]) == ("deleted", "/app/.env", 1)
     assert report["images"][0]["ref"] == f"docker-daemon:{name}"
     assert report["images"][0]["source"] == "daemon"
-    assert proc.stderr.splitlines() == [
+    verdict, *blocked = proc.stderr.splitlines()
+    assert verdict.startswith("gate: FAIL (exit 1): ")
+    assert blocked == [
         f"layerscan push: {name} not pushed: the gate failed on",
         f"  docker-daemon:{name}: critical aws-access-key-id at /app/.env (deleted, layer 1) "
         f"fingerprint {finding['fingerprint']}",
@@ -103,7 +105,8 @@ def test_credentials_from_the_command_line(build_image, registry_factory, push, 
     build_image(CLEAN, tag=name)
     proc = push(name)
     assert proc.returncode == 2
-    [line] = proc.stderr.splitlines()
+    verdict, line = proc.stderr.splitlines()
+    assert verdict == "gate: pass (exit 0): no findings"  # scanned and passed, then the push failed
     assert line.startswith(f"layerscan: error: {name}: push failed: ")
     assert private.catalog() == []
     proc = subprocess.run([sys.executable, "-m", "scanner", "push", name, "--no-progress",
@@ -131,8 +134,9 @@ def test_fail_on_incomplete_blocks_the_push(build_image, registry, push):
     lines = proc.stderr.splitlines()
     assert lines[0].startswith("layerscan: error: ") and lines[0].endswith(
         "item(s) not scanned and --fail-on-incomplete is set (see the report's not-scanned list)")
-    assert lines[1] == f"layerscan push: {name} not pushed: the gate failed on"
-    assert lines[2].startswith(f"  docker-daemon:{name}: ") and lines[2].endswith(
+    assert lines[1].startswith("gate: FAIL (exit 2): ") and lines[1].endswith(" (--fail-on-incomplete)")
+    assert lines[2] == f"layerscan push: {name} not pushed: the gate failed on"
+    assert lines[3].startswith(f"  docker-daemon:{name}: ") and lines[3].endswith(
         " item(s) not scanned (--fail-on-incomplete)")
 
 
@@ -151,7 +155,8 @@ def test_errors_exit_2_with_one_line(build_image, registry, push):
     build_image(CLEAN, tag=nowhere)
     proc = push(nowhere)
     assert proc.returncode == 2
-    [line] = proc.stderr.splitlines()
+    verdict, line = proc.stderr.splitlines()
+    assert verdict == "gate: pass (exit 0): no findings"
     assert line.startswith(f"layerscan: error: {nowhere}: push failed: ")
     assert proc.stdout.splitlines()[-1] == "0 finding(s) in 1 image(s)"  # scanned and passed, then failed
 

@@ -20,6 +20,7 @@ from scanner.detectors.rules import load_rules
 from tests import imagekit as ik
 from tests import secrets_catalog as sc
 from tests.unit.conftest import write_image
+from tests.gateline import gate_only
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,14 +52,14 @@ def scan_args(unit_rules_path):
 def test_exit_0_when_clean(tmp_path, capsys, scan_args):
     path, _ = write_image(tmp_path, clean_spec(), "oci-archive", "gzip")
     code, out, err = run(capsys, str(path), *scan_args)
-    assert (code, err) == (0, "")
+    assert (code, gate_only(err)) == (0, "pass")
     assert out.splitlines()[-1] == "0 finding(s) in 1 image(s)"
 
 
 def test_exit_1_when_findings(tmp_path, capsys, scan_args):
     path, _ = write_image(tmp_path, leaky_spec(), "docker-legacy", "none")
     code, out, err = run(capsys, str(path), *scan_args)
-    assert (code, err) == (1, "")
+    assert (code, gate_only(err)) == (1, "FAIL")
     assert "unit-aws-key-id" in out and "deleted in 1" in out
     assert sc.AWS_KEY_ID not in out
 
@@ -199,14 +200,17 @@ def test_output_written_on_success(tmp_path, capsys, scan_args):
     path, _ = write_image(tmp_path, leaky_spec(), "oci-archive", "gzip")
     report = tmp_path / "report.json"
     code, out, err = run(capsys, str(path), "-f", "json", "-o", str(report), *scan_args)
-    assert (code, out, err) == (1, "", "")
+    # a report in a file: the summary, where it went and the verdict on stderr (a CI log says why)
+    assert (code, out, err) == (1, "", f"2 finding(s): 2 critical in 1 image(s)\nwrote {report}\n"
+                                       "gate: FAIL (exit 1): 2 findings at or above low in deleted\n")
     assert json.loads(report.read_text())["summary"]["findings"] >= 1
 
 
 def test_output_written_for_a_clean_scan(tmp_path, capsys, scan_args):
     path, _ = write_image(tmp_path, clean_spec(), "oci-archive", "gzip")
     report = tmp_path / "report.txt"
-    assert run(capsys, str(path), "--output", str(report), *scan_args) == (0, "", "")
+    assert run(capsys, str(path), "--output", str(report), *scan_args) == (
+        0, "", f"0 finding(s) in 1 image(s)\nwrote {report}\ngate: pass (exit 0): no findings\n")
     assert report.read_text().endswith("0 finding(s) in 1 image(s)\n")
 
 
@@ -294,12 +298,12 @@ def test_python_m_scanner(tmp_path, sandbox, unit_rules_path):
     assert (version.returncode, version.stdout) == (0, f"layerscan, version {__version__}\n")
 
     found = python_m([str(path), "--rules", str(unit_rules_path), "--no-cache", "-f", "json"], cwd, home)
-    assert (found.returncode, found.stderr) == (1, "")
+    assert (found.returncode, gate_only(found.stderr)) == (1, "FAIL")
     assert "unit-aws-key-id" in found.stdout and sc.AWS_KEY_ID not in found.stdout
 
     clean, _ = write_image(images, clean_spec(), "docker-legacy", "none", name="clean")
     ok = python_m([str(clean), "--rules", str(unit_rules_path), "--no-cache"], cwd, home)
-    assert (ok.returncode, ok.stderr) == (0, "")
+    assert (ok.returncode, gate_only(ok.stderr)) == (0, "pass")
 
     bad = python_m([str(images / "missing.tar"), "--rules", str(unit_rules_path), "--no-cache"], cwd, home)
     assert (bad.returncode, bad.stdout) == (2, "")
@@ -333,7 +337,7 @@ def test_no_catalogue_value_in_any_format_without_reveal(tmp_path, capsys, scan_
     path, _ = write_image(tmp_path, spec, "docker-oci", "gzip")
     for fmt in Format:
         code, out, err = run(capsys, str(path), "-f", fmt.value, *scan_args)
-        assert (code, err) == (1, ""), fmt
+        assert (code, gate_only(err)) == (1, "FAIL"), fmt
         assert [n for n in needles() + [bearer] if n in out] == [], fmt
     code, out, _ = run(capsys, str(path), "-f", "json", "--reveal", *scan_args)
     values = {f["secret"]["value"] for f in json.loads(out)["findings"]}
@@ -353,7 +357,7 @@ def test_parallel_scan_writes_nothing(tmp_path, sandbox, unit_rules_path):
     before = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in images.iterdir())
     done = python_m([str(path), "--rules", str(unit_rules_path), "--no-cache", "--workers", "3", "-f", "json"],
                     cwd, home)
-    assert (done.returncode, done.stderr) == (1, "")
+    assert (done.returncode, gate_only(done.stderr)) == (1, "FAIL")
     assert sorted((f["layer"]["index"], f["location"]["path"]) for f in json.loads(done.stdout)["findings"]
                   if f["rule_id"] == "unit-aws-key-id") == [(0, "/data/key0"), (1, "/data/key1"), (2, "/data/key2")]
     assert [p for p in cwd.rglob("*")] == [] and [p for p in (home / "tmp").rglob("*")] == []

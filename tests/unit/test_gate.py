@@ -18,12 +18,13 @@ import pytest
 
 from scanner.cli import cli, main
 from scanner.errors import ExitCode
-from scanner.gate import Allowlist, BaseImage, Policy, Verdict, decide, gating, suppress, verdict
+from scanner.gate import Allowlist, BaseImage, Policy, Verdict, decide, gating, mark, suppress, verdict
 from scanner.models import (DetectorKind, Finding, Hit, ImageResult, LayerInfo, LocationKind, ScanResult, Secret,
                             Severity, Skipped, SourceKind, Status)
 from scanner.options import policy
 from tests import imagekit as ik
 from tests.unit.conftest import write_image
+from tests.gateline import gate_only
 
 GATE_RULES_YAML = """
 rules:
@@ -158,7 +159,8 @@ def test_the_test_images_hold_exactly_the_findings_placed(gate, images):
 @pytest.mark.parametrize("level", list(TOKENS))
 def test_every_threshold(gate, images, level, threshold):
     code, _, err = gate(images[level], "--fail-on", threshold)
-    assert (code, err) == (1 if RANK[level] >= RANK[threshold] else 0, "")
+    fails = RANK[level] >= RANK[threshold]
+    assert (code, gate_only(err)) == (1, "FAIL") if fails else (0, "pass")
 
 
 def test_the_default_threshold_fails_on_any_finding(gate, images):
@@ -168,7 +170,8 @@ def test_the_default_threshold_fails_on_any_finding(gate, images):
 
 @pytest.mark.parametrize("threshold", THRESHOLDS)
 def test_a_clean_image_passes_every_threshold(gate, images, threshold):
-    assert gate(images["clean"], "--fail-on", threshold) == (0, gate(images["clean"])[1], "")
+    assert gate(images["clean"], "--fail-on", threshold) == (
+        0, gate(images["clean"])[1], "gate: pass (exit 0): no findings\n")
 
 
 @pytest.mark.parametrize("status, severity, above", [
@@ -206,12 +209,13 @@ def test_an_unknown_threshold_or_status_is_a_usage_error(gate, images):
 
 
 INCOMPLETE_LINE = ("layerscan: error: 1 item(s) not scanned and --fail-on-incomplete is set "
-                   "(see the report's not-scanned list)\n")
+                   "(see the report's not-scanned list)\n"
+                   "gate: FAIL (exit 2): 1 item not scanned in 1 image (--fail-on-incomplete)\n")
 
 
 def test_a_zip_bomb_is_skipped_and_fails_only_when_asked(gate, images):
     code, out, err = gate(images["bomb"], "-f", "json")
-    assert (code, err) == (0, "")
+    assert (code, gate_only(err)) == (0, "pass")
     [skipped] = json_report(out)["images"][0]["skipped"]
     assert (skipped["layer"], skipped["path"]) == (0, "/srv/bomb.zip")
     assert "expansion ratio over 200:1" in skipped["reason"]
@@ -251,7 +255,7 @@ def test_several_images_in_the_table(gate, images):
     code, out, _ = gate(images["clean"], images["medium"])
     assert code == 1
     assert f"{images['clean']} (oci-archive, 1 layers" in out and f"{images['medium']} (oci-archive, 1 layers" in out
-    assert out.splitlines()[-1] == "1 finding(s): 1 medium in 2 image(s)"
+    assert out.splitlines()[-1] == "1 finding(s): 1 medium in 2 image(s); 1 marked ! fail the gate"
 
 
 def test_an_error_in_any_image_is_exit_2_and_no_report(gate, images, tmp_path):
@@ -284,7 +288,7 @@ def test_suppressed_findings_are_counted_and_listed_apart(gate, images, tmp_path
     accepted = lines.index("accepted by the baseline: 1 finding(s)")
     assert lines[accepted + 1].split()[:3] == ["high", "gate-high", "deleted"]  # its row, apart
     assert not any("gate-high" in line for line in lines[:accepted])  # not among the active findings
-    assert lines[-1] == ("4 finding(s): 1 critical, 1 medium, 2 low in 1 image(s); "
+    assert lines[-1] == ("4 finding(s): 1 critical, 1 medium, 2 low in 1 image(s); 4 marked ! fail the gate; "
                          "1 accepted (baseline, allowlist or base image)")
 
 
@@ -294,7 +298,7 @@ def test_everything_accepted_passes_and_says_so(gate, images, tmp_path):
     baseline = tmp_path / "b.json"
     baseline.write_text(json.dumps({"schema": "layerscan-baseline/v1", "findings": [{"fingerprint": fp}]}))
     code, out, err = gate(images["high"], "--baseline", baseline)
-    assert (code, err) == (0, "")
+    assert (code, gate_only(err)) == (0, "pass")
     assert "no new secrets found" in out
 
 
@@ -375,7 +379,7 @@ def test_verdict_and_its_reasons():
     skipped = (Skipped("/srv/bomb.zip", "bomb", 0), Skipped("/srv/big", "big", 1))
     result = result_of(f, c, skipped=skipped)
     decided = verdict(result, Policy())
-    assert decided == Verdict(ExitCode.FINDINGS, (f, c), ())
+    assert decided == Verdict(ExitCode.FINDINGS, (f, c), (), Policy(), active=2)
     assert decided.reasons() == [f"img.tar: critical aws at Env.KEY (config) fingerprint {'2' * 32}",
                                  f"img.tar: high github-pat at /app/.env (deleted, layer 2) fingerprint {'1' * 32}"]
     strict = verdict(result, Policy(fail_on_incomplete=True))
@@ -408,3 +412,64 @@ def test_suppress_reasons_and_their_order():
     assert [f.suppressed for f in result.findings] == ["inherited", "inherited", "baseline", "allowlist", None]
     assert result.summary()["suppressed"] == {"inherited": 2, "baseline": 1, "allowlist": 1}
     assert result.summary()["findings"] == 1
+
+
+# --- the verdict line: a golden for each outcome ----------------------------------------------------
+
+
+def _sample() -> ScanResult:
+    """6 critical/high findings in present, deleted and history, 2 medium in config."""
+    findings = [finding(Severity.CRITICAL, Status.PRESENT, fp="1"), finding(Severity.HIGH, Status.DELETED, fp="2"),
+                finding(Severity.HIGH, Status.HISTORY, fp="3"), finding(Severity.CRITICAL, Status.DELETED, fp="4"),
+                finding(Severity.HIGH, Status.PRESENT, fp="5"), finding(Severity.CRITICAL, Status.HISTORY, fp="6"),
+                finding(Severity.MEDIUM, Status.CONFIG, layer=None, fp="7"),
+                finding(Severity.MEDIUM, Status.CONFIG, layer=None, fp="8")]
+    return result_of(*findings)
+
+
+VERDICT_LINES = [
+    (_sample(), Policy(fail_on=Severity.HIGH),
+     "gate: FAIL (exit 1): 6 findings at or above high in present, deleted, history"),
+    (_sample(), Policy(fail_on=Severity.CRITICAL, statuses=frozenset({Status.CONFIG})),
+     "gate: pass (exit 0): 8 findings, none at or above critical in config"),
+    (_sample(), Policy(fail_on=Severity.CRITICAL),
+     "gate: FAIL (exit 1): 3 findings at or above critical in present, deleted, history"),
+    (_sample(), Policy(), "gate: FAIL (exit 1): 8 findings at or above low in present, deleted, config, history"),
+    (result_of(finding(Severity.LOW, fp="1")), Policy(fail_on=Severity.MEDIUM),
+     "gate: pass (exit 0): 1 finding, none at or above medium"),
+    (result_of(finding(Severity.HIGH, Status.DELETED, fp="1")), Policy(),
+     "gate: FAIL (exit 1): 1 finding at or above low in deleted"),
+    (_sample(), Policy(fail_on=None), "gate: pass (exit 0): 8 findings, none gating (--fail-on never)"),
+    (result_of(), Policy(), "gate: pass (exit 0): no findings"),
+    (result_of(replace(finding(Severity.CRITICAL), suppressed="baseline")), Policy(),
+     "gate: pass (exit 0): no findings"),
+    (result_of(finding(Severity.CRITICAL, triage="vendor", fp="1"), finding(Severity.LOW, fp="2")),
+     Policy(fail_on=Severity.HIGH), "gate: pass (exit 0): 2 findings, none at or above high (1 triaged: not gating)"),
+    (result_of(finding(Severity.CRITICAL), skipped=(Skipped("/a.zip", "bomb", 0), Skipped("/b", "big", 1))),
+     Policy(fail_on_incomplete=True), "gate: FAIL (exit 2): 2 items not scanned in 1 image (--fail-on-incomplete)"),
+]
+
+
+@pytest.mark.parametrize("result,policy,line", VERDICT_LINES)
+def test_the_verdict_line(result, policy, line):
+    assert verdict(result, policy).line() == line
+
+
+def test_mark_flags_exactly_the_gating_findings():
+    marked = mark(_sample(), Policy(fail_on=Severity.HIGH))
+    assert [f.fingerprint for f in marked.findings if f.gating] == ["1", "2", "3", "4", "5", "6"]
+    assert [f.gating for f in marked.findings if f.fingerprint in "78"] == [False, False]
+
+
+def test_the_verdict_is_the_last_line_on_stderr(gate, images):
+    code, out, err = gate(images["high"], "--fail-on", "critical")
+    assert (code, err) == (0, "gate: pass (exit 0): 1 finding, none at or above critical\n")
+    code, out, err = gate(images["high"], "-f", "json")
+    assert (code, err) == (1, "gate: FAIL (exit 1): 1 finding at or above low in present\n")
+    assert [f["gating"] for f in json_report(out)["findings"]] == [True]
+    code, out, err = gate(images["high"], "-f", "sarif", "--fail-on", "critical")
+    [result] = json.loads(out)["runs"][0]["results"]
+    assert (result["level"], result["properties"]["gating"]) == ("warning", False)
+    code, out, err = gate(images["high"], "-f", "sarif")
+    [result] = json.loads(out)["runs"][0]["results"]
+    assert (result["level"], result["properties"]["gating"]) == ("error", True)

@@ -213,7 +213,8 @@ def test_rules_and_disable_rules_keys(project, images, scan):
 def test_format_key(project, images, scan):
     settings(project, "rules: [rules]\nformat: sarif\n")
     assert json.loads(scan(images["high"], "--no-cache")[1])["version"] == "2.1.0"
-    assert scan(images["high"], "--no-cache", "-f", "table")[1].splitlines()[-1] == "1 finding(s): 1 high in 1 image(s)"
+    assert scan(images["high"], "--no-cache", "-f", "table")[1].splitlines()[-1] == (
+        "1 finding(s): 1 high in 1 image(s); 1 marked ! fail the gate")
 
 
 def test_baseline_key_relative_to_the_file(project, images, scan):

@@ -226,8 +226,11 @@ def test_pgp_key_from_gpg(tmp_path: Path) -> None:
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
     env = {**os.environ, "GNUPGHOME": str(home)}
-    _tool(["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key",
-           "CI <ci@build.example>", "ed25519", "sign", "never"], tmp_path, env)
-    out = subprocess.run(["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--armor",
-                          "--export-secret-keys"], env=env, check=True, capture_output=True, timeout=60)
+    try:
+        _tool(["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--quick-gen-key",
+               "CI <ci@build.example>", "ed25519", "sign", "never"], tmp_path, env)
+        out = subprocess.run(["gpg", "--batch", "--pinentry-mode", "loopback", "--passphrase", "", "--armor",
+                              "--export-secret-keys"], env=env, check=True, capture_output=True, timeout=60)
+    finally:  # gpg starts a gpg-agent (and keyboxd) for this GNUPGHOME: stop them
+        subprocess.run(["gpgconf", "--kill", "all"], env=env, capture_output=True, timeout=60)
     assert VALIDATORS["pgp-private-key"](out.stdout)

@@ -136,3 +136,21 @@ def test_a_clean_image_has_a_timeline_and_no_findings():
     html = HtmlReport().render(ScanResult((clean,)))
     assert "clean.tar" in html and timeline(html) == [("step", "layer 0", [], [])]
     assert isinstance(clean, ImageResult)
+
+
+def test_every_status_is_styled():
+    from scanner.models import Status
+    from scanner.reports.html import CSS
+
+    for status in Status:
+        assert f".st-{status.value}" in CSS
+
+
+def test_a_long_instruction_is_cut_and_expands():
+    from scanner.reports.html import LONG, code
+
+    short = code("RUN make")
+    assert short == "<code>RUN make</code>"
+    long = code("RUN " + "x" * 400 + " <end>")
+    assert long.startswith('<details class="long"><summary><code>RUN ') and "(410 characters)" in long
+    assert long.count("&lt;end&gt;") == 1 and len(long.split("</summary>")[0]) < LONG + 120

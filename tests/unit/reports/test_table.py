@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from scanner.models import ScanResult
+from scanner.reports.fit import Terminal
 from scanner.reports.table import TableReport
 from tests import secrets_catalog as sc
 
@@ -31,8 +32,10 @@ def test_golden(result):
 def test_severity_is_coloured(result):
     from dataclasses import replace
 
-    text = TableReport().render(replace(result, show_triaged=True))  # the critical finding is triaged
+    shown = replace(result, show_triaged=True)  # the critical finding is triaged
+    text = TableReport(terminal=Terminal(None, color=True)).render(shown)
     assert click.style("critical", fg="red", bold=True) in text
+    assert "\x1b" not in TableReport(terminal=Terminal(None, color=False)).render(shown)  # a file, NO_COLOR
 
 
 def test_no_values_without_reveal(result):
@@ -55,15 +58,18 @@ def test_no_findings_anywhere():
     assert TableReport().render(ScanResult(())) == "0 finding(s) in 0 image(s)\n"
 
 
-def test_long_cells_are_cut(result):
+def test_long_cells_are_cut_in_the_middle(result):
     from dataclasses import replace
 
     image = result.images[0]
     f = image.findings[1]
-    long_layer = replace(f.layer, created_by="RUN " + "x" * 200)
+    long_layer = replace(f.layer, created_by="RUN " + "x" * 200 + " END")
     long_hit = replace(f.hit, path="/very/" + "deep/" * 30 + ".env")
     finding = replace(f, layer=long_layer, hit=long_hit, triage=None)  # findings[1] is triaged: listed apart
-    text = click.unstyle(TableReport().render(ScanResult((replace(image, findings=(finding,)),))))
-    row = text.splitlines()[2]
-    assert "0: RUN " + "x" * 40 + "…" in row  # LAYER cut to 48 columns
-    assert ("/very/" + "deep/" * 30)[:55] + "…" in row  # LOCATION cut to 56
+    one = ScanResult((replace(image, findings=(finding,)),))
+    row = TableReport(terminal=Terminal(160)).render(one).splitlines()[2]
+    assert len(row) <= 160
+    assert "0: RUN xxx" in row and "xxx END" in row and "…" in row  # LAYER: its start and its end
+    assert "/very/deep/" in row and "classes/app.properties" in row
+    wide = TableReport().render(one).splitlines()[2]  # no width (a file, --wide): everything
+    assert "RUN " + "x" * 200 + " END" in wide and long_hit.path in wide
