@@ -248,6 +248,17 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class Verification:
+    """What the provider said of a found credential (`--verify`, scanner/verify/): never the secret."""
+
+    status: str  # "live", "invalid", "unknown" or "error"
+    endpoint: str  # the host asked ("api.github.com"), or "" when nothing was sent
+    detail: str = ""  # account name or scope the provider gave, or why the answer is unknown
+    checked_at: str = ""  # ISO 8601 UTC time of the answer (of the cached answer when cached)
+    canary: bool = False  # a known canary token: never called
+
+
+@dataclass(frozen=True)
 class Finding:
     fingerprint: str
     hit: Hit
@@ -261,6 +272,7 @@ class Finding:
     suppressed: Optional[str] = None  # "baseline", "allowlist" or "inherited" (from --base-image)
     confidence: Optional[Confidence] = None  # how sure it is a usable secret (set by triage.py)
     priority: Optional[int] = None  # 1 (act first) to 5 (triaged): severity, confidence and status (triage.py)
+    verification: Optional[Verification] = None  # only with --verify, for rules that have a verifier
 
 
 @dataclass(frozen=True)
