@@ -137,6 +137,8 @@ def _attrs(f: Finding) -> str:
 def _status(f: Finding) -> str:
     text = f.status.value + (f" in layer {f.removed_in.index}" if f.removed_in else "")
     text += f" ({f.suppressed})" if f.suppressed else ""
+    v = f.verification  # --verify
+    text += f"; key {v.status}" + (f": {v.detail}" if v.detail else "") if v is not None else ""
     return f'<span class="status st-{e(f.status.value)}">{e(text)}</span>'
 
 

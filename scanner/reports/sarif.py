@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 from scanner import __version__
+from scanner.reports.json import verification_dict
 from scanner.models import Finding, ImageResult, ScanResult, Severity
 from scanner.reports.interface import Report
 
@@ -99,6 +100,8 @@ def _result(f: Finding, reveal: bool, index: dict[str, int]) -> dict[str, Any]:
         props["removedInLayer"] = f.removed_in.index
     if reveal and f.hit.secret.value is not None:
         props["value"] = f.hit.secret.value
+    if f.verification is not None:  # --verify
+        props["verification"] = verification_dict(f.verification)
     result: dict[str, Any] = {
         "ruleId": f.hit.rule_id,
         "ruleIndex": index[f.hit.rule_id],

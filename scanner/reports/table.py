@@ -41,7 +41,8 @@ def _location(f: Finding) -> str:
 
 def _row(f: Finding, reveal: bool) -> list[str]:
     secret = f.hit.secret.value if reveal and f.hit.secret.value is not None else f.hit.secret.redacted
-    return [f.hit.severity.value, f.hit.rule_id, _status(f), _layer(f), _location(f),
+    verified = f" [{f.verification.status}]" if f.verification is not None else ""  # --verify
+    return [f.hit.severity.value, f.hit.rule_id, _status(f) + verified, _layer(f), _location(f),
             " ".join(secret.split())]
 
 

@@ -28,8 +28,17 @@ import yaml
 
 from scanner.verify.interface import INVALID, LIVE, UNKNOWN, Answer, Credential, Request, Verifier, VerifyError
 
-DIRECTORY = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                         "signatures", "verifiers")
+
+
+def builtin_directory() -> str:
+    """`signatures/verifiers/` beside the rules the code loads (scanner/detectors/rules.py)."""
+    from scanner.detectors.rules import builtin_rule_files
+
+    files = builtin_rule_files()
+    if not files:
+        raise VerifyError("no rule files found (is the package installed with its signatures?)")
+    return os.path.join(os.path.dirname(str(files[0])), "verifiers")
+
 _VAR = re.compile(r"\{([a-z_]+)\}")
 _FIELD = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
 KEYS = {"id", "provider", "rules", "pair", "docs", "kind", "request", "live", "invalid", "derive", "note",
@@ -170,9 +179,10 @@ def _rebase(url: str, base: Optional[str]) -> str:
     return base.rstrip("/") + tail
 
 
-def load_verifiers(directory: str = DIRECTORY) -> list[Verifier]:
+def load_verifiers(directory: Optional[str] = None) -> list[Verifier]:
     from scanner.verify.aws import AwsVerifier
 
+    directory = directory or builtin_directory()
     out: list[Verifier] = []
     for name in sorted(os.listdir(directory)):
         if not name.endswith(".yaml"):
