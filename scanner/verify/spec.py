@@ -190,7 +190,7 @@ def load_verifiers(directory: Optional[str] = None) -> list[Verifier]:
         path = os.path.join(directory, name)
         try:
             with open(path, encoding="utf-8") as f:
-                doc = yaml.safe_load(f) or {}
+                doc = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
         except (OSError, yaml.YAMLError) as exc:
             raise VerifyError(f"{path}: cannot be read: {str(exc).splitlines()[0]}") from None
         for data in doc.get("verifiers") or ():

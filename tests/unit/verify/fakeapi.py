@@ -3,6 +3,7 @@ CA and a certificate for 127.0.0.1 made with `openssl`, the answers set by the t
 recorded."""
 from __future__ import annotations
 
+import functools
 import http.server
 import json
 import ssl
@@ -102,13 +103,18 @@ def reply_of(example: dict) -> Reply:
                  {str(k): str(v) for k, v in (example.get("headers") or {}).items()})
 
 
-def raw_examples(verifier_id: str, directory: Optional[Path] = None) -> dict:
+@functools.lru_cache(maxsize=None)
+def _all_examples() -> dict[str, dict]:
     import yaml
 
     from scanner.verify.spec import builtin_directory
 
-    for path in sorted(Path(directory or builtin_directory()).glob("*.yaml")):
-        for data in yaml.safe_load(path.read_text()).get("verifiers") or ():
-            if data["id"] == verifier_id:
-                return data.get("examples") or {}
-    return {}
+    out = {}
+    for path in sorted(Path(builtin_directory()).glob("*.yaml")):
+        for data in yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["verifiers"]:
+            out[data["id"]] = data.get("examples") or {}
+    return out
+
+
+def raw_examples(verifier_id: str) -> dict:
+    return _all_examples().get(verifier_id, {})

@@ -13,6 +13,7 @@ from scanner.verify.transport import Transport
 
 AWS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"  # AWS's documented example id: account 581039954779, no canary
 CANARY_KEY_ID = "AKIAQYLPMN5HHHFPZAM2"  # decodes to 052310077262, a canarytokens.org account
+VERIFIERS = load_verifiers()
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEZ"
 
 
@@ -26,7 +27,7 @@ def finding(rule_id: str, value: str, path: str = "/app/.env", layer: Optional[i
 
 def engine(api_url: Optional[str], ca_file: Optional[str], ids: tuple[str, ...] = (), store: Optional[VerifyStore] = None,
            **kw) -> Engine:
-    verifiers = load_verifiers()
+    verifiers = VERIFIERS
     endpoints = {} if api_url is None else {v.id: api_url for v in verifiers if not ids or v.id in ids}
     kw.setdefault("sleep", lambda s: None)
     return Engine(verifiers, Transport(ca_file), store or VerifyStore(None), endpoints, **kw)

@@ -57,12 +57,12 @@ def test_verifier_answers_as_documented(verifier, outcome, api, ca_file) -> None
     secret, partner = secret_for(verifier.id), partner_for(verifier.id)
     api.answer(reply_of(raw_examples(verifier.id)[outcome]))
     found = [finding(verifier.rules[0], secret)] + ([finding(verifier.pair, partner)] if verifier.pair else [])
-    out = engine(api.url, ca_file, (verifier.id,)).verify(found)
+    out = engine(api.url, ca_file).verify(found)  # every provider at the fake API: nothing leaves
     v = out[0].verification
     assert v is not None and v.status == outcome, (v, [s.path for s in api.seen])
     assert v.endpoint == "127.0.0.1" + api.url[len("https://127.0.0.1"):]
     assert secret not in v.detail and (not verifier.pair or partner not in v.detail)
-    (seen,) = api.seen
+    seen = api.seen[0]  # the paired finding may have a verifier of its own, asked next
     documented = verifier.request(__import__("scanner.verify.interface", fromlist=["Credential"]).Credential(
         secret, partner), api.url)
     assert seen.method == documented.method and seen.path == documented.url[len(api.url):]
@@ -70,5 +70,5 @@ def test_verifier_answers_as_documented(verifier, outcome, api, ca_file) -> None
         assert not _sent(seen, secret) and f"Credential={partner}/" in seen.headers["authorization"]
     else:  # a webhook URL is sent as the URL it is
         assert _sent(seen, secret.rsplit("/", 2)[-2] + "/" + secret.rsplit("/", 1)[-1] if "://" in secret else secret)
-    if verifier.pair:
+    if verifier.pair and verifier.pair not in {r for o in VERIFIERS for r in o.rules}:
         assert out[1].verification == v  # the paired finding says what its pair found
