@@ -68,7 +68,9 @@ class AwsVerifier(Verifier):
         self.rules = tuple(data["rules"])
         self.pair = str(data["pair"])
         self.docs = str(data.get("docs") or "")
-        self.canaries = frozenset(f"{int(a):012d}" for a in data.get("canary_accounts") or ())
+        self.canaries = frozenset(str(a) for a in data.get("canary_accounts") or ())
+        if not all(len(a) == 12 and a.isdigit() for a in self.canaries):
+            raise VerifyError(f"{self.id}: canary_accounts are 12-digit strings (quoted: a leading 0 reads as octal)")
 
     def hosts(self) -> list[str]:
         return [urllib.parse.urlsplit(URL).hostname or ""]
