@@ -53,6 +53,7 @@ class FakeApi:
     def __init__(self, cert: Path, key: Path) -> None:
         self.replies: list[Reply] = [Reply()]
         self.seen: list[Seen] = []
+        self.routes: dict[str, Reply] = {}  # by exact path, before `replies`
         api = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -63,7 +64,7 @@ class FakeApi:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 api.seen.append(Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                reply = api.replies.pop(0) if len(api.replies) > 1 else api.replies[0]
+                reply = api.routes.get(self.path) or (api.replies.pop(0) if len(api.replies) > 1 else api.replies[0])
                 if reply.delay:
                     time.sleep(reply.delay)
                 data = reply.body.encode()
@@ -77,6 +78,7 @@ class FakeApi:
             do_GET = do_POST = do_HEAD = _answer
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.handle_error = lambda request, address: None  # a client that gave up (timeout tests)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(cert), str(key))
         self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
