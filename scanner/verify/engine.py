@@ -2,7 +2,7 @@
 
 Per finding whose rule has a verifier: its paired finding from the same place when the verifier
 needs one (AWS key id + secret key), canary check, cache, then one request to the provider,
-paced per provider (`rps`), retried on 429/5xx (at most `retries` times), every wait bounded by
+paced per provider (`rps`; providers are asked in parallel, one thread each), retried on 429/5xx (at most `retries` times), every wait bounded by
 the call timeout and the scan's --timeout. A value seen twice is asked about once.
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Callable, Optional
 
@@ -61,6 +62,7 @@ class Engine:
         partners: dict[tuple, list[Finding]] = {}
         for f in findings:
             partners.setdefault((place(f), f.hit.rule_id), []).append(f)
+        self._ask_all(findings, partners)
         out = list(findings)
         paired: dict[tuple, Verification] = {}  # (place, rule id, secret sha) of partners -> result
         for i, f in enumerate(findings):
@@ -80,14 +82,31 @@ class Engine:
         self.store.save()
         return out
 
-    def _verify_one(self, v: Verifier, f: Finding, mates: list[Finding]) -> Verification:
+    def _ask_all(self, findings: list[Finding], partners: dict[tuple, list[Finding]]) -> None:
+        """Every distinct question first, providers in parallel, each paced on its own thread."""
+        groups: dict[str, dict[str, tuple]] = {}
+        for f in findings:
+            v = self.by_rule.get(f.hit.rule_id)
+            if v is None or f.hit.secret.value is None:
+                continue
+            for job in self._jobs(v, f, partners.get((place(f), v.pair), []) if v.pair else []):
+                groups.setdefault(v.provider, {}).setdefault(cache_key(v.id, job[1], job[2]), (v, *job))
+        if len(groups) > 1:
+            with ThreadPoolExecutor(min(8, len(groups))) as pool:
+                list(pool.map(lambda jobs: [self.check(*job) for job in jobs.values()], groups.values()))
+
+    @staticmethod
+    def _jobs(v: Verifier, f: Finding, mates: list[Finding]) -> list[tuple[Credential, str, str]]:
         if v.pair is None:
-            return self.check(v, Credential(f.hit.secret.value or ""), f.hit.secret.sha256, "")
-        mates = [m for m in mates if m.hit.secret.value]
-        if not mates:
+            return [(Credential(f.hit.secret.value or ""), f.hit.secret.sha256, "")]
+        return [(Credential(f.hit.secret.value or "", m.hit.secret.value), f.hit.secret.sha256, m.hit.secret.sha256)
+                for m in mates if m.hit.secret.value][:3]
+
+    def _verify_one(self, v: Verifier, f: Finding, mates: list[Finding]) -> Verification:
+        jobs = self._jobs(v, f, mates)
+        if not jobs:
             return Verification(UNKNOWN, "", f"not checked: needs a {v.pair} finding in the same place")
-        results = [self.check(v, Credential(f.hit.secret.value or "", m.hit.secret.value),
-                              f.hit.secret.sha256, m.hit.secret.sha256) for m in mates[:3]]
+        results = [self.check(v, *job) for job in jobs]
         rank = {"live": 0, "unknown": 1, "error": 2, "invalid": 3}
         return min(results, key=lambda r: rank.get(r.status, 9))
 
@@ -120,7 +139,8 @@ class Engine:
                 return Verification(ERROR, endpoint, "not checked: --timeout reached", now_iso())
             self._pace(v.provider)
             try:
-                self.calls += 1
+                with self.lock:
+                    self.calls += 1
                 answer = self.transport.send(request, timeout, allow_private=base is not None)
             except VerifyError as exc:
                 if attempt < self.retries and "timed out" not in str(exc).lower() and "refused" not in str(exc):

@@ -194,3 +194,15 @@ def test_sigv4_matches_aws_documented_examples() -> None:
 
 def test_account_of_non_key() -> None:
     assert account_of("not-a-key") is None and account_of("AKIA" + "1" * 16) is None
+
+
+def test_providers_are_asked_in_parallel_each_paced(api, ca_file) -> None:
+    """Two providers at 1 request a second, two keys each: about 1 s, not 3 s in a row."""
+    api.answer(Reply(200, '{"login": "octocat", "username": "ops"}'))
+    e = engine(api.url, ca_file, rps=1.0, sleep=time.sleep)
+    start = time.monotonic()
+    out = e.verify([finding("github-pat", TOKEN), finding("github-pat", TOKEN + "2"),
+                    finding("npm-token", "npm_" + "a" * 36), finding("npm-token", "npm_" + "b" * 36)])
+    took = time.monotonic() - start
+    assert len(api.seen) == 4 and all(f.verification.status == "live" for f in out)
+    assert 0.9 <= took < 2.5, took
