@@ -61,6 +61,8 @@ def cli() -> None:
     layerscan registry HOST[/REPO_PREFIX]
                                 every image of a registry, each unique layer once
     layerscan rules             list the detection rules
+    layerscan verify --list-endpoints
+                                the hosts `scan --verify` may contact
     """
 
 
