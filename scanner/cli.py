@@ -26,7 +26,8 @@ from scanner.fleet import Fleet, list_references, parse_target
 from scanner.models import ScanResult
 from scanner.plugin import docker_plugin
 from scanner.progress import TqdmProgress
-from scanner.options import ATTACH_OPTION, Built, baseline, build, image_refs, policy, report_options, scan_options
+from scanner.options import (ATTACH_OPTION, Built, baseline, build, image_refs, policy, report_options, scan_options,
+                             verify_options)
 from scanner.pipeline import Scanner
 from scanner.push import EnginePusher, Target, push_target
 from scanner.redact import escape
@@ -66,17 +67,21 @@ def cli() -> None:
     layerscan rules             list the detection rules
     layerscan docker-plugin install
                                 `docker layerscan IMAGE...` (a Docker CLI plugin)
+    layerscan verify --list-endpoints
+                                the hosts `scan --verify` may contact
     """
 
 
 def _scanner(built: Built) -> Scanner:
-    return Scanner(built.rules, built.options, TqdmProgress() if built.show_progress else None, built.cache)
+    return Scanner(built.rules, built.options, TqdmProgress() if built.show_progress else None, built.cache,
+                   verify=built.verify)
 
 
 @cli.command(short_help="Scan images (the default command).")
 @click.argument("images", nargs=-1, metavar="IMAGE...")
 @report_options
 @scan_options
+@verify_options
 @ATTACH_OPTION
 def scan(images: tuple[str, ...], **opts: Any) -> int:
     """Scan IMAGE... (a `docker save` tarball, an OCI layout or oci-archive; see README)."""
@@ -94,7 +99,10 @@ def _scan_and_report(built: Built, refs: tuple[str, ...], opts: dict[str, Any]) 
     scanner = _scanner(built)
     result = scanner.scan(refs)
     base = scanner.inherited_from(opts["base_image"]) if opts["base_image"] else BaseImage()
-    return _report(suppress(result, baseline(opts), click.get_current_context().meta.get("allowlist"), base), opts)
+    result = _report(suppress(result, baseline(opts), click.get_current_context().meta.get("allowlist"), base), opts)
+    if built.verify is not None:
+        click.echo(verified_summary(result), err=True)
+    return result
 
 
 def _report(result: ScanResult, opts: dict[str, Any]) -> ScanResult:
@@ -127,6 +135,7 @@ def _render(result: ScanResult, opts: dict[str, Any]) -> None:
 @click.argument("image", metavar="IMAGE")
 @report_options
 @scan_options
+@verify_options
 @ATTACH_OPTION
 def push(image: str, **opts: Any) -> int:
     """Scan IMAGE (NAME[:TAG]) in the local Docker engine and push it, only if the gate passes:
@@ -260,6 +269,30 @@ def write_baseline_cmd(images: tuple[str, ...], output: str, **opts: Any) -> int
     count = write_baseline(result, output)
     click.echo(f"wrote {count} fingerprint(s) to {output}", err=True)
     return ExitCode.CLEAN
+
+
+# `layerscan verify`: what --verify may contact (scanner/verify/)
+@cli.command("verify")
+@click.option("--list-endpoints", is_flag=True, help="Print every host --verify may contact, one a line.")
+def verify_cmd(list_endpoints: bool) -> int:
+    """What `--verify` does: `--list-endpoints` prints the hosts it may call (for egress allow-lists)."""
+    from scanner.verify.build import hosts
+    from scanner.verify.spec import load_verifiers
+
+    if not list_endpoints:
+        raise click.UsageError("say what to show: --list-endpoints")
+    for host in hosts(load_verifiers()):
+        click.echo(host)
+    return ExitCode.CLEAN
+
+
+def verified_summary(result: ScanResult) -> str:
+    counts: dict[str, int] = {}
+    for f in result.findings:
+        if f.verification is not None:
+            counts[f.verification.status] = counts.get(f.verification.status, 0) + 1
+    text = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no finding has a verifier"
+    return f"layerscan: --verify: {text}"
 
 
 # `layerscan serve`: the push gate in front of a registry (scanner/serve/; aiohttp only when it runs)

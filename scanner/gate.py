@@ -22,6 +22,7 @@ class Policy:
     statuses: frozenset[Status] = frozenset(Status)
     fail_on_incomplete: bool = False
     fail_on_triaged: bool = False  # vendor / known-public findings gate only when asked
+    fail_on_verified: bool = False  # --verify: keys the provider rejected (invalid) do not gate
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,12 @@ def gating(result: ScanResult, policy: Policy) -> list[Finding]:
         return []
     return [f for f in result.active
             if f.hit.severity.rank >= policy.fail_on.rank and f.status in policy.statuses
-            and (policy.fail_on_triaged or not f.triage)]
+            and (policy.fail_on_triaged or not f.triage) and not _rejected(f, policy)]
+
+
+def _rejected(f: Finding, policy: Policy) -> bool:
+    """Only a definite `invalid` answer lets a finding pass: unknown, error and unchecked still gate."""
+    return policy.fail_on_verified and f.verification is not None and f.verification.status == "invalid"
 
 
 def mark(result: ScanResult, policy: Policy) -> ScanResult:

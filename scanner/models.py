@@ -265,6 +265,17 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class Verification:
+    """What the provider said of a found credential (`--verify`, scanner/verify/): never the secret."""
+
+    status: str  # "live", "invalid", "unknown" or "error"
+    endpoint: str  # the host asked ("api.github.com"), or "" when nothing was sent
+    detail: str = ""  # account name or scope the provider gave, or why the answer is unknown
+    checked_at: str = ""  # ISO 8601 UTC time of the answer (of the cached answer when cached)
+    canary: bool = False  # a known canary token: never called
+
+
+@dataclass(frozen=True)
 class Finding:
     fingerprint: str
     hit: Hit
@@ -280,6 +291,7 @@ class Finding:
     priority: Optional[int] = None  # 1 (act first) to 5 (triaged): severity, confidence and status (triage.py)
     package: Optional[PackageRef] = None  # the package the file came from, by evidence (triage.py)
     gating: Optional[bool] = None  # fails the gate's policy (gate.mark); None where no gate was decided
+    verification: Optional[Verification] = None  # only with --verify, for rules that have a verifier
 
 
 @dataclass(frozen=True)

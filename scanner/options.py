@@ -20,6 +20,7 @@ from scanner.pipeline import DETECTOR_RULES, ScanOptions
 from scanner.reports import Format, GroupBy
 from scanner.settings import KEY_OF, SettingsError, find_settings, load_settings
 from scanner.sources.remote import RegistryOptions
+from scanner.verify import build as verify_build
 
 
 def plain(n: int) -> str:
@@ -171,6 +172,11 @@ def report_options(func):  # type: ignore[no-untyped-def]
     return apply(REPORT_OPTIONS, func)
 
 
+def verify_options(func):  # type: ignore[no-untyped-def]
+    """--verify and its settings (scanner/verify/build.py)."""
+    return apply(verify_build.OPTIONS, func)
+
+
 def image_refs(given: tuple[str, ...], opts: dict[str, Any]) -> tuple[str, ...]:
     """IMAGE arguments, then the references of --images-from (blank lines and # comments skipped)."""
     listed: list[str] = []
@@ -191,6 +197,7 @@ class Built:
     options: ScanOptions
     cache: LayerCache
     show_progress: bool
+    verify: Any = None  # --verify: the Engine that asks providers (scanner/verify/engine.py)
 
 
 def build(opts: dict[str, Any]) -> Built:
@@ -211,7 +218,8 @@ def build(opts: dict[str, Any]) -> Built:
                           private_packages=tuple(opts.get("private_package") or ()))
     cache = NullCache() if opts["no_cache"] else open_cache(opts.get("cache_url") or opts["cache_dir"],
                                                             opts.get("cache_max_size"))
-    return Built(rules, options, cache, not opts["no_progress"] and sys.stderr.isatty())
+    return Built(rules, options, cache, not opts["no_progress"] and sys.stderr.isatty(),
+                 verify_build.engine_from(opts))
 
 
 def _registry(opts: dict[str, Any]) -> RegistryOptions:
@@ -228,7 +236,7 @@ def policy(opts: dict[str, Any]) -> Policy:
     fail_on = None if opts["fail_on"] == "never" else Severity(opts["fail_on"])
     statuses = frozenset(Status(s) for s in opts["status"]) or frozenset(Status)
     return Policy(fail_on=fail_on, statuses=statuses, fail_on_incomplete=opts["fail_on_incomplete"],
-                  fail_on_triaged=opts["fail_on_triaged"])
+                  fail_on_triaged=opts["fail_on_triaged"], fail_on_verified=bool(opts.get("fail_on_verified")))
 
 
 def baseline(opts: dict[str, Any]) -> frozenset[str]:

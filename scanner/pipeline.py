@@ -85,10 +85,13 @@ class _StreamSink:
 class Scanner:
     def __init__(self, rules: RuleSet, options: ScanOptions = ScanOptions(),
                  progress: Optional[Progress] = None, cache: Optional[LayerCache] = None,
-                 known: Optional[KnownSecretDetector] = None) -> None:
+                 known: Optional[KnownSecretDetector] = None,
+                 verify: Optional[Callable[[list[Finding]], list[Finding]]] = None) -> None:
         """With `known` (`layerscan find`), the walk looks for the given secrets instead of the
-        rules' findings; the rules only feed its hash-only entries."""
+        rules' findings; the rules only feed its hash-only entries. `verify` (--verify,
+        scanner/verify/) asks providers about each image's findings while their values are known."""
         self.options = options
+        self.verify = verify
         self.progress = progress or NoProgress()
         self.known = known
         detector = SignatureDetector(rules) if known is None else known
@@ -104,7 +107,7 @@ class Scanner:
         self.content = ContentScanner(detectors, keep_values=True)
         self.config = ConfigScanner(self.content)
         self.layers = LayerRunner(self.content, digest, options.limits, cache, options.workers,
-                                  use_cached_values=not options.reveal)
+                                  use_cached_values=not options.reveal and verify is None)
         self.deadline: Deadline = NO_DEADLINE  # the run's --timeout, from `start_clock`
 
     def scan(self, specs: Sequence[str]) -> ScanResult:
@@ -177,6 +180,8 @@ class Scanner:
             findings = [_named(f, clean) for f in findings]
         skipped = tuple(replace(sk, path=clean(sk.path) or sk.path, reason=clean(sk.reason) or sk.reason)
                         for sk in skipped)
+        if self.verify is not None:
+            findings = self.verify(findings)
         findings = _fingerprinted(findings, self.options.reveal)
         return ImageResult(image.ref, image.source, image.digest, layer_infos, tuple(findings), skipped,
                            image.platform, history)

@@ -5,6 +5,8 @@ fail-on: high                  # critical|high|medium|low|never
 status: [present, config]      # statuses that gate (default: all)
 fail-on-incomplete: true
 fail-on-triaged: false         # vendor / known-public findings gate too
+verify: true                   # ask providers whether found keys are live (README, --verify)
+fail-on-verified: true         # with verify: keys the provider rejected do not gate
 baseline: .layerscan-baseline.json
 base-image: base.tar
 rules: [ci/extra-rules.yaml]   # extra rule files or directories
@@ -39,7 +41,8 @@ LIMIT_KEYS = {"max-depth", "max-file-size", "max-archive-bytes", "max-layer-byte
               "max-findings",              "max-image-bytes", "max-image-files", "timeout"}
 SCALAR_KEYS = {"fail-on": "fail_on", "fail-on-incomplete": "fail_on_incomplete",
                "fail-on-triaged": "fail_on_triaged", "workers": "workers", "format": "fmt",
-               "cache-max-size": "cache_max_size"}
+               "cache-max-size": "cache_max_size", "verify": "verify", "fail-on-verified": "fail_on_verified",
+               "verify-rps": "verify_rps"}
 PATH_KEYS = {"baseline": "baseline", "base-image": "base_image", "cache-dir": "cache_dir"}
 LIST_KEYS = {"status": "status", "disable-rules": "disable_rule", "private-packages": "private_package"}
 KNOWN = set(SCALAR_KEYS) | set(PATH_KEYS) | set(LIST_KEYS) | {"rules", "allowlist", "limits", "serve"}

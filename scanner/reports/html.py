@@ -153,6 +153,8 @@ def _status(f: Finding) -> str:
     text += f" ({f.triage})" if f.triage else ""
     if f.package is not None:
         text += f" [{f.package.ecosystem} {f.package.name} {f.package.version or ''}]".replace(" ]", "]")
+    v = f.verification  # --verify
+    text += f"; key {v.status}" + (f": {v.detail}" if v.detail else "") if v is not None else ""
     return f'<span class="status st-{e(f.status.value)}">{e(text)}</span>'
 
 

@@ -5,7 +5,7 @@ import json
 from typing import Any, Optional
 
 from scanner import __version__
-from scanner.models import Finding, HistoryEntry, ImageResult, LayerInfo, ScanResult
+from scanner.models import Finding, HistoryEntry, ImageResult, LayerInfo, ScanResult, Verification
 from scanner.reports.grouping import GroupBy, group_by_secret
 from scanner.reports.interface import Report
 
@@ -70,7 +70,16 @@ def finding_dict(f: Finding, reveal: bool) -> dict[str, Any]:
         "confidence": None if f.confidence is None else f.confidence.value,
         "priority": f.priority,
         "gating": f.gating,
+        "verification": None if f.verification is None else verification_dict(f.verification),
     }
+
+
+def verification_dict(v: Verification) -> dict[str, Any]:
+    """--verify: what the provider said (scanner/verify/); `canary` only when it is one."""
+    out: dict[str, Any] = {"status": v.status, "endpoint": v.endpoint, "detail": v.detail, "checked_at": v.checked_at}
+    if v.canary:
+        out["canary"] = True
+    return out
 
 
 def secrets_list(result: ScanResult) -> list[dict[str, Any]]:

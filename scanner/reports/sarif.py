@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 from scanner import __version__
+from scanner.reports.json import verification_dict
 from scanner.models import Finding, ImageResult, ScanResult, Severity
 from scanner.redact import escape
 from scanner.reports.interface import Report
@@ -115,6 +116,8 @@ def _result(f: Finding, reveal: bool, index: dict[str, int]) -> dict[str, Any]:
         props["package"] = {"ecosystem": f.package.ecosystem, "name": f.package.name, "version": f.package.version}
     if f.gating is not None:
         props["gating"] = f.gating
+    if f.verification is not None:  # --verify
+        props["verification"] = verification_dict(f.verification)
     result: dict[str, Any] = {
         "ruleId": f.hit.rule_id,
         "ruleIndex": index[f.hit.rule_id],

@@ -61,8 +61,9 @@ def _location(f: Finding) -> str:
 
 def _row(f: Finding, reveal: bool) -> dict[str, str]:
     secret = f.hit.secret.value if reveal and f.hit.secret.value is not None else f.hit.secret.redacted
+    verified = f" [{f.verification.status}]" if f.verification is not None else ""  # --verify
     cells_ = {"!": MARK if f.gating else "", "SEVERITY": f.hit.severity.value, "RULE": f.hit.rule_id,
-              "STATUS": _status(f), "LAYER": _layer(f), "LOCATION": _location(f), "SECRET": secret}
+              "STATUS": _status(f) + verified, "LAYER": _layer(f), "LOCATION": _location(f), "SECRET": secret}
     return {k: one_line(v) for k, v in cells_.items()}
 
 

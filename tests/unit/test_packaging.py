@@ -32,6 +32,10 @@ def test_wheel_carries_every_rule_file(wheel: Path) -> None:
     for name in rule_files:
         assert f"scanner/signatures/{name}" in names
     assert "scanner/signatures/__init__.py" in names
+    verifier_files = sorted(p.name for p in (ROOT / "signatures" / "verifiers").glob("*.yaml"))
+    assert verifier_files, "no verifier files in signatures/verifiers/"
+    for name in verifier_files:
+        assert f"scanner/signatures/verifiers/{name}" in names
     assert "scanner/cli.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "layerscan = scanner.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -53,6 +57,9 @@ def test_fresh_venv_install_scans_from_another_directory(wheel: Path, tmp_path: 
                            capture_output=True, text=True, timeout=120)
     assert rules.returncode == 0, rules.stderr
     assert "github-pat" in rules.stdout
+    hosts = subprocess.run([str(env_dir / "bin" / "layerscan"), "verify", "--list-endpoints"], cwd=elsewhere,
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert hosts.returncode == 0 and "api.github.com" in hosts.stdout.split(), hosts.stderr
     scan = subprocess.run([str(env_dir / "bin" / "layerscan"), "--no-progress", str(SAMPLE)], cwd=elsewhere,
                           env=env, capture_output=True, text=True, timeout=300)
     assert scan.returncode == 1, scan.stderr

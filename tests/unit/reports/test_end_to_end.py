@@ -127,7 +127,7 @@ def test_json_contract_field_by_field(unit_rules, tmp_path):
         "secret": {"sha256": hashlib.sha256(sc.GITHUB_PAT.encode()).hexdigest(), "redacted": redact(sc.GITHUB_PAT)},
         "triage": None, "package": None,
         "suppressed": None,
-        "confidence": "high", "priority": 3, "gating": None,
+        "confidence": "high", "priority": 3, "gating": None, "verification": None,
     }
     history = doc["findings"][7]
     assert (history["status"], history["location"], history["layer"]["index"], history["detector"]) == (

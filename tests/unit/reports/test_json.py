@@ -101,7 +101,7 @@ def test_document_of_a_known_result(result):
         "triage": None, "package": None,
         "file": None,
         "suppressed": None,
-        "confidence": None, "priority": None, "gating": None,
+        "confidence": None, "priority": None, "gating": None, "verification": None,
     }
     assert doc["findings"][1]["location"] == {"kind": "file", "path": "/app/app.jar", "line": 7,
                                               "inner_path": "BOOT-INF/classes/app.properties"}
