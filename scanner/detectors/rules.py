@@ -16,7 +16,7 @@ from scanner.models import Severity
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_FIELDS = {"id", "title", "severity", "keywords", "regex", "entropy", "validator", "allowlist",
+_FIELDS = {"id", "title", "service", "severity", "keywords", "regex", "entropy", "validator", "allowlist",
            "examples", "description", "references"}
 
 
@@ -34,6 +34,12 @@ class Rule:
     positives: tuple[str, ...] = field(default=(), compare=False)
     negatives: tuple[str, ...] = field(default=(), compare=False)
     source: str = ""
+    service: Optional[str] = None  # the provider whose credential this is ("Postman"); None: generic
+
+    @property
+    def family(self) -> str:
+        """The family of credentials: the rule file's name (`payments.yaml` -> `payments`)."""
+        return self.source.rsplit("/", 1)[-1].removesuffix(".yaml") or "extra"
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,9 @@ def _parse_rule(entry: object, name: str) -> Rule:
     for required in ("title", "severity", "regex"):
         if not entry.get(required):
             raise DetectorError(f"{where}: missing {required}")
+    service = entry.get("service")
+    if service is not None and (not isinstance(service, str) or not service.strip()):
+        raise DetectorError(f"{where}: service must be a non-empty string (the provider's name)")
     try:
         severity = Severity(entry["severity"])
     except ValueError:
@@ -149,6 +158,7 @@ def _parse_rule(entry: object, name: str) -> Rule:
         positives=_strings(examples.get("positive"), f"{where}: examples.positive"),
         negatives=_strings(examples.get("negative"), f"{where}: examples.negative"),
         source=name,
+        service=service,
     )
 
 
