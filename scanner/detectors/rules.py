@@ -17,7 +17,8 @@ from scanner.models import Severity
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _FIELDS = {"id", "title", "service", "severity", "keywords", "regex", "entropy", "validator", "allowlist",
-           "examples", "description", "references"}
+           "examples", "description", "references", "prefilter"}
+_PLACEMENTS = ("regex", "keywords")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Rule:
     negatives: tuple[str, ...] = field(default=(), compare=False)
     source: str = ""
     service: Optional[str] = None  # the provider whose credential this is ("Postman"); None: generic
+    by_keywords: bool = False  # `prefilter: keywords`: placed by its keywords, not by its regex
 
     @property
     def family(self) -> str:
@@ -129,6 +131,11 @@ def _parse_rule(entry: object, name: str) -> Rule:
     for required in ("title", "severity", "regex"):
         if not entry.get(required):
             raise DetectorError(f"{where}: missing {required}")
+    placement = entry.get("prefilter", "regex")
+    if placement not in _PLACEMENTS:
+        raise DetectorError(f"{where}: prefilter must be 'regex' or 'keywords'")
+    if placement == "keywords" and not entry.get("keywords"):
+        raise DetectorError(f"{where}: prefilter: keywords needs keywords")
     service = entry.get("service")
     if service is not None and (not isinstance(service, str) or not service.strip()):
         raise DetectorError(f"{where}: service must be a non-empty string (the provider's name)")
@@ -159,6 +166,7 @@ def _parse_rule(entry: object, name: str) -> Rule:
         negatives=_strings(examples.get("negative"), f"{where}: examples.negative"),
         source=name,
         service=service,
+        by_keywords=placement == "keywords",
     )
 
 

@@ -71,7 +71,8 @@ class SignatureDetector(Detector):
                       for r in rules.rules}
         self.prefilter = make_rule_prefilter([r.pattern.pattern for r in rules.rules],
                                              [r.keywords for r in rules.rules], self._span,
-                                             [r.positives for r in rules.rules])
+                                             [r.positives for r in rules.rules],
+                                             [r.by_keywords for r in rules.rules])
         self._unfiltered: Optional[list[int]] = None
         self._last: tuple[Optional[bytes], Optional[Prescan]] = (None, None)
         # rules without keywords stay out of binaries' UTF-16 strings: they would force the
