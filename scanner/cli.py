@@ -318,12 +318,21 @@ def _write(text: str, output: Optional[str]) -> None:
 def list_rules(extra_rules: tuple[str, ...]) -> int:
     """List the loaded detection rules."""
     rules = load_rules(extra_rules)
+    families: dict[str, list] = {}
     for r in rules.rules:
-        click.echo(f"{r.id:40} {r.severity.value:8} {r.title}  [{r.source}]")
+        families.setdefault(r.family, []).append(r)
+    for family, members in sorted(families.items()):
+        services = {r.service for r in members if r.service}
+        click.echo(f"{family} ({len(members)} rules, {len(services)} services)")
+        for r in members:
+            click.echo(f"  {r.id:40} {r.severity.value:8} {r.title}")
     built_in = built_in_detector_rules()
+    click.echo(f"detectors ({len(built_in)} rules)")
     for rule_id, severity, title, detector in built_in:
-        click.echo(f"{rule_id:40} {severity:8} {title}  [{detector} detector]")
-    click.echo(f"{len(rules)} signature rules (rule set {rules.digest[:12]}) and {len(built_in)} detector rules")
+        click.echo(f"  {rule_id:40} {severity:8} {title}  [{detector} detector]")
+    services = {r.service for r in rules.rules if r.service}
+    click.echo(f"{len(rules)} signature rules for {len(services)} services in {len(families)} families "
+               f"(rule set {rules.digest[:12]}) and {len(built_in)} detector rules")
     return ExitCode.CLEAN
 
 

@@ -68,8 +68,12 @@ class RulePrefilter:
     KEEP_STORED = stored.KEEP  # compiled databases kept in the cache dir (one per rule set in use)
 
     def __init__(self, patterns: Sequence[bytes], keywords: Sequence[Sequence[bytes]],
-                 widths: Sequence[int], examples: Sequence[Sequence[str]] = ()) -> None:
+                 widths: Sequence[int], examples: Sequence[Sequence[str]] = (),
+                 by_keywords: Sequence[bool] = ()) -> None:
         self.patterns, self.widths = list(patterns), list(widths)
+        # rules placed by their keywords, never by their regex (provider context rules: a name
+        # such as `mailjet` is rare enough, and a thousand context regexes take Hyperscan minutes)
+        self.by_keywords = frozenset(i for i, flag in enumerate(by_keywords) if flag)
         self.examples = [list(e) for e in examples]  # each rule's positive examples: a stored database's self-test
         self.keywords = [sorted({k.lower() for k in ks}) for ks in keywords]
         self.shapes: list[bytes] = []
@@ -121,9 +125,10 @@ class RulePrefilter:
             self._db = self._scratch = self._serialized = None
         supersets = [superset_pattern(p) for p in self.patterns]
         try:  # all rules at once: Hyperscan usually takes every one of them
-            self._build(supersets, set(range(len(supersets))))
+            self._build(supersets, set(range(len(supersets))) - self.by_keywords)
         except hyperscan.error:
-            ok = {i for i, superset in enumerate(supersets) if _compiles([superset], self.PREFILTER)}
+            ok = {i for i, superset in enumerate(supersets)
+                  if i not in self.by_keywords and _compiles([superset], self.PREFILTER)}
             self._build(supersets, ok)
         self._serialized = hyperscan.dumpb(self._db)
         _COMPILED[self._key()] = self._compiled_state()
@@ -152,7 +157,8 @@ class RulePrefilter:
         self._db, self._scratch = db, hyperscan.Scratch(db)
 
     def _key(self) -> tuple:
-        return (type(self).__name__, tuple(self.patterns), tuple(map(tuple, self.keywords)), tuple(self.shapes))
+        return (type(self).__name__, tuple(self.patterns), tuple(map(tuple, self.keywords)), tuple(self.shapes),
+                tuple(sorted(self.by_keywords)))
 
     def scan(self, buf: bytes) -> Prescan:
         self._ready()
@@ -192,7 +198,7 @@ class RulePrefilter:
         if self._db is not None and self._serialized is None:
             self._serialized = hyperscan.dumpb(self._db)
         state = {k: getattr(self, k) for k in ("patterns", "keywords", "widths", "shapes", "_serialized", "store",
-                                               "mac_key", "examples")}
+                                               "mac_key", "examples", "by_keywords")}
         if self._serialized is not None:
             state.update(by_keyword=self.by_keyword, keyword_len=self.keyword_len, _filtered=self._filtered)
         return state
@@ -254,8 +260,10 @@ def _compiles(patterns: list[bytes], flags: int) -> bool:
 
 
 def make_rule_prefilter(patterns: Sequence[bytes], keywords: Sequence[Sequence[bytes]],
-                        widths: Sequence[int], examples: Sequence[Sequence[str]] = ()) -> RulePrefilter:
-    """`examples`: each rule's positive examples, the self-test of a database read from the cache dir."""
+                        widths: Sequence[int], examples: Sequence[Sequence[str]] = (),
+                        by_keywords: Sequence[bool] = ()) -> RulePrefilter:
+    """`examples`: each rule's positive examples, the self-test of a database read from the cache dir;
+    `by_keywords`: which rules are placed by their keywords alone."""
     if hyperscan is not None and os.environ.get("LAYERSCAN_PREFILTER", "auto") != "python":
-        return RulePrefilter(patterns, keywords, widths, examples)
-    return PythonRulePrefilter(patterns, keywords, widths, examples)
+        return RulePrefilter(patterns, keywords, widths, examples, by_keywords)
+    return PythonRulePrefilter(patterns, keywords, widths, examples, by_keywords)

@@ -16,8 +16,9 @@ from scanner.models import Severity
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-_FIELDS = {"id", "title", "severity", "keywords", "regex", "entropy", "validator", "allowlist",
-           "examples", "description", "references"}
+_FIELDS = {"id", "title", "service", "severity", "keywords", "regex", "entropy", "validator", "allowlist",
+           "examples", "description", "references", "prefilter"}
+_PLACEMENTS = ("regex", "keywords")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,13 @@ class Rule:
     positives: tuple[str, ...] = field(default=(), compare=False)
     negatives: tuple[str, ...] = field(default=(), compare=False)
     source: str = ""
+    service: Optional[str] = None  # the provider whose credential this is ("Postman"); None: generic
+    by_keywords: bool = False  # `prefilter: keywords`: placed by its keywords, not by its regex
+
+    @property
+    def family(self) -> str:
+        """The family of credentials: the rule file's name (`payments.yaml` -> `payments`)."""
+        return self.source.rsplit("/", 1)[-1].removesuffix(".yaml") or "extra"
 
 
 @dataclass(frozen=True)
@@ -123,6 +131,14 @@ def _parse_rule(entry: object, name: str) -> Rule:
     for required in ("title", "severity", "regex"):
         if not entry.get(required):
             raise DetectorError(f"{where}: missing {required}")
+    placement = entry.get("prefilter", "regex")
+    if placement not in _PLACEMENTS:
+        raise DetectorError(f"{where}: prefilter must be 'regex' or 'keywords'")
+    if placement == "keywords" and not entry.get("keywords"):
+        raise DetectorError(f"{where}: prefilter: keywords needs keywords")
+    service = entry.get("service")
+    if service is not None and (not isinstance(service, str) or not service.strip()):
+        raise DetectorError(f"{where}: service must be a non-empty string (the provider's name)")
     try:
         severity = Severity(entry["severity"])
     except ValueError:
@@ -149,6 +165,8 @@ def _parse_rule(entry: object, name: str) -> Rule:
         positives=_strings(examples.get("positive"), f"{where}: examples.positive"),
         negatives=_strings(examples.get("negative"), f"{where}: examples.negative"),
         source=name,
+        service=service,
+        by_keywords=placement == "keywords",
     )
 
 

@@ -35,10 +35,16 @@ _PREFIXED = re.compile(rb"\(\?P<secret>(?:\(\?:)?[A-Za-z0-9_.-]{3}")
 
 
 @lru_cache(maxsize=None)
+def prefixed(rule: Rule) -> bool:
+    """Whether the rule's regex starts at its secret with a literal prefix (`(?P<secret>ghp_`)."""
+    return bool(_PREFIXED.match(rule.pattern.pattern))
+
+
+@lru_cache(maxsize=None)
 def context_only(rule: Rule) -> bool:
     """A rule that knows a secret by its context alone (`PASSWORD=`, `datadog_api_key:`): no literal
     prefix in the secret, no validator. Such rules skip documentation files and typed examples."""
-    return rule.validator is None and not _PREFIXED.match(rule.pattern.pattern)
+    return rule.validator is None and not prefixed(rule)
 
 
 MAX_SPAN = 16 << 10  # the widest window around a keyword (a PEM private key block after its BEGIN line)
@@ -64,9 +70,12 @@ class SignatureDetector(Detector):
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
         self._span = [match_width(r.pattern) + CONTEXT for r in rules.rules]
+        self._rank = {r.id: (int(r.service is not None), int(r.service is not None and not prefixed(r)))
+                      for r in rules.rules}
         self.prefilter = make_rule_prefilter([r.pattern.pattern for r in rules.rules],
                                              [r.keywords for r in rules.rules], self._span,
-                                             [r.positives for r in rules.rules])
+                                             [r.positives for r in rules.rules],
+                                             [r.by_keywords for r in rules.rules])
         self._unfiltered: Optional[list[int]] = None
         self._last: tuple[Optional[bytes], Optional[Prescan]] = (None, None)
         # rules without keywords stay out of binaries' UTF-16 strings: they would force the
@@ -141,7 +150,7 @@ class SignatureDetector(Detector):
                 continue
             for start, end in spans:
                 self._run(rules[ri], buf, start, end, found, code)
-        return most_severe_per_span(found)
+        return most_severe_per_span(found, self._rank)
 
     @staticmethod
     def _run(rule: Rule, buf: bytes, start: int, end: int, found: list[Match], code: bool = False) -> None:
@@ -172,13 +181,23 @@ def _has_keyword(buf: bytes, lo: int, hi: int, keywords: Sequence[bytes]) -> boo
     return any(k in low for k in keywords)
 
 
-def most_severe_per_span(matches: list[Match]) -> Iterator[Match]:
-    """One secret, one finding: where several rules report the same bytes (a provider rule and a
-    generic `*_API_KEY=` rule), keep only the most severe of them (all of them on a tie)."""
-    best: dict[tuple[int, int], int] = {}
+def most_severe_per_span(matches: list[Match], rank: Optional[dict[str, tuple[int, int]]] = None
+                         ) -> Iterator[Match]:
+    """One secret, one finding: where several rules report the same bytes, keep the best of them
+    (all of them on a tie). A rule that names the provider beats a generic `*_API_KEY=` rule whatever
+    their severities (it says which service the key opens, and how bad that is); then the more
+    severe; then a provider rule that read the provider's name beside the secret beats one that
+    only knows the token's shape (`PAYSTACK_SECRET_KEY=sk_live_...` is Paystack's, not Stripe's).
+    `rank` maps a rule id to (names a provider, named in the context); without it, severity alone."""
+    rank = rank or {}
+    def key(m: Match) -> tuple[int, int, int]:
+        service, context = rank.get(m.rule_id, (0, 0))
+        return service, m.severity.rank, context
+    best: dict[tuple[int, int], tuple[int, int, int]] = {}
     for m in matches:
-        best[m.start, m.end] = max(best.get((m.start, m.end), 0), m.severity.rank)
-    return (m for m in matches if m.severity.rank == best[m.start, m.end])
+        span = m.start, m.end
+        best[span] = max(best.get(span, (0, 0, 0)), key(m))
+    return (m for m in matches if key(m) == best[m.start, m.end])
 
 
 def reports_hashes(rule: Rule) -> bool:

@@ -241,16 +241,21 @@ def test_rules_lists_rules(capsys, unit_rules_path):
     code, out, err = run(capsys, "rules", "--rules", str(unit_rules_path))
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert f"{'unit-aws-key-id':40} critical AWS access key id (unit)  [unit.yaml]" in lines
-    assert f"{'unit-github-pat':40} high     GitHub token (unit)  [unit.yaml]" in lines
-    assert f"{'unit-private-key':40} critical Private key (unit)  [unit.yaml]" in lines
-    m = re.fullmatch(r"(\d+) signature rules \(rule set [0-9a-f]{12}\) and (\d+) detector rules", lines[-1])
-    assert m and int(m.group(1)) + int(m.group(2)) == len(lines) - 1
-    assert f"{'docker-config-credential':40} critical Registry credential in a Docker/Podman auth file  " \
+    assert "unit (3 rules, 0 services)" in lines  # the family is the rule file's name
+    assert f"  {'unit-aws-key-id':40} critical AWS access key id (unit)" in lines
+    assert f"  {'unit-github-pat':40} high     GitHub token (unit)" in lines
+    assert f"  {'unit-private-key':40} critical Private key (unit)" in lines
+    m = re.fullmatch(r"(\d+) signature rules for (\d+) services in (\d+) families \(rule set [0-9a-f]{12}\) "
+                     r"and (\d+) detector rules", lines[-1])
+    assert m
+    headers = [line for line in lines[:-1] if not line.startswith("  ")]
+    assert len(headers) == int(m.group(3)) + 1  # the families, and the code detectors
+    assert int(m.group(1)) + int(m.group(4)) == len(lines) - 1 - len(headers)
+    assert f"  {'docker-config-credential':40} critical Registry credential in a Docker/Podman auth file  " \
            "[file detector]" in lines
 
 
-def test_rules_lists_the_builtin_rules(capsys):
+def test_rules_lists_the_builtin_rules_by_family(capsys):
     try:
         builtin = load_rules()
     except DetectorError as exc:
@@ -258,10 +263,17 @@ def test_rules_lists_the_builtin_rules(capsys):
     code, out, err = run(capsys, "rules")
     assert (code, err) == (0, "")
     detector_rules = built_in_detector_rules()
-    assert out.splitlines()[-1] == (f"{len(builtin)} signature rules (rule set {builtin.digest[:12]}) "
+    services = {r.service for r in builtin.rules if r.service}
+    families = {r.family for r in builtin.rules}
+    assert out.splitlines()[-1] == (f"{len(builtin)} signature rules for {len(services)} services in "
+                                    f"{len(families)} families (rule set {builtin.digest[:12]}) "
                                     f"and {len(detector_rules)} detector rules")
-    assert [line.split()[0] for line in out.splitlines()[:-1]] == \
-        [r.id for r in builtin.rules] + [d[0] for d in detector_rules]
+    listed = [line.split()[0] for line in out.splitlines()[:-1] if line.startswith("  ")]
+    by_family = sorted(builtin.rules, key=lambda r: r.family)  # stable: file order within a family
+    assert listed == [r.id for r in by_family] + [d[0] for d in detector_rules]
+    payments = next(line for line in out.splitlines() if line.startswith("payments ("))
+    count = sum(r.family == "payments" for r in builtin.rules)
+    assert payments.startswith(f"payments ({count} rules, ")
 
 
 def test_version(capsys):
