@@ -22,11 +22,13 @@ UNIT_RULES_YAML = r"""
 rules:
   - id: unit-aws-key-id
     title: AWS access key id (unit)
+    service: AWS
     severity: critical
     keywords: [akia]
     regex: '(?P<secret>AKIA[0-9A-Z]{16})'
   - id: unit-github-pat
     title: GitHub token (unit)
+    service: GitHub
     severity: high
     keywords: [ghp_]
     regex: '(?P<secret>ghp_[0-9A-Za-z]{36})'

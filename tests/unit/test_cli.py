@@ -241,7 +241,7 @@ def test_rules_lists_rules(capsys, unit_rules_path):
     code, out, err = run(capsys, "rules", "--rules", str(unit_rules_path))
     assert (code, err) == (0, "")
     lines = out.splitlines()
-    assert "unit (3 rules, 0 services)" in lines  # the family is the rule file's name
+    assert "unit (3 rules, 2 services)" in lines  # the family is the rule file's name
     assert f"  {'unit-aws-key-id':40} critical AWS access key id (unit)" in lines
     assert f"  {'unit-github-pat':40} high     GitHub token (unit)" in lines
     assert f"  {'unit-private-key':40} critical Private key (unit)" in lines
