@@ -24,15 +24,19 @@ sys.path.insert(0, str(ROOT))
 
 from scanner.cache import NullCache  # noqa: E402
 from scanner.detectors.rules import load_rules  # noqa: E402
+from scanner.limits import Limits  # noqa: E402
 from scanner.pipeline import ScanOptions, Scanner  # noqa: E402
 from tests.corpus.build import Corpus, build_corpus  # noqa: E402
 from tests.corpus.score import Score, score  # noqa: E402
+
+UNCAPPED = Limits(max_findings=1_000_000)  # the corpus holds more findings than one image's default cap
 
 OVERALL, CATEGORY, DECOYS = 0.98, 0.90, 0
 
 
 def scan(corpus: Corpus, workers: int | None = None) -> Score:
-    result = Scanner(load_rules(), ScanOptions(workers=workers), cache=NullCache()).scan([str(corpus.image)])
+    result = Scanner(load_rules(), ScanOptions(workers=workers, limits=UNCAPPED),
+                     cache=NullCache()).scan([str(corpus.image)])
     return score(corpus, result.findings)
 
 

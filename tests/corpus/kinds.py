@@ -463,3 +463,33 @@ structured_kind("sql-dump-credential", "structured-files", "seed.sql", "/docker-
 
 
 CATEGORIES = sorted({k.category for k in KINDS})
+
+
+# --- every other rule: planted from its own examples -----------------------------------------------
+def _example_kinds() -> None:
+    """A rule that no kind above plants (most provider rules, written from the providers'
+    documented formats) is planted from its first positive example, in every location: the
+    secret is what the rule reports in that example, and an `export NAME=value` example is also
+    an ENV value and a build arg (once per NAME: a second plant under `XNAME` would hide the
+    provider's name)."""
+    import re
+
+    from scanner.detectors.rules import load_rules
+    from scanner.detectors.signature import accept
+
+    written, names = {k.id for k in KINDS}, set()
+    for rule in load_rules().rules:
+        if rule.id in written or not rule.positives:
+            continue
+        text = rule.positives[0]
+        secret = next(m.group("secret") for m in rule.pattern.finditer(text.encode())
+                      if accept(rule, m.group("secret"))).decode()
+        assign = re.fullmatch(r"export ([A-Z][A-Z0-9_]*)=(\S+)", text)
+        env = None
+        if assign and assign.group(2) == secret and assign.group(1) not in names:
+            names.add(assign.group(1))
+            env = (assign.group(1), secret)
+        KINDS.append(Kind(rule.id, rule.family, lambda r, t=text, s=secret, e=env: Plant(t + "\n", s, e)))
+
+
+_example_kinds()

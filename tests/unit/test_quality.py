@@ -8,11 +8,14 @@ import pytest
 
 from scanner.cache import NullCache
 from scanner.detectors.rules import load_rules
+from scanner.limits import Limits
 from scanner.pipeline import ScanOptions, Scanner
 from tests.corpus.build import LOCATIONS, build_corpus, layout
 from tests.corpus.score import score
 from tests.corpus.decoys import CATEGORIES as DECOY_CATEGORIES
 from tests.corpus.kinds import KINDS
+
+UNCAPPED = Limits(max_findings=1_000_000)  # the corpus holds more findings than one image's default cap
 
 LAYOUT = layout(0)  # the labels, to parametrize on (the scan itself runs once, below)
 KIND_IDS = sorted({f"{p.category}/{p.kind}" for p in LAYOUT.plants})
@@ -22,7 +25,7 @@ DECOY_IDS = [d.id for d in LAYOUT.decoys]
 @pytest.fixture(scope="module")
 def quality(tmp_path_factory):
     corpus = build_corpus(tmp_path_factory.mktemp("corpus"), seed=0)
-    result = Scanner(load_rules(), ScanOptions(workers=1), cache=NullCache()).scan([str(corpus.image)])
+    result = Scanner(load_rules(), ScanOptions(workers=1, limits=UNCAPPED), cache=NullCache()).scan([str(corpus.image)])
     return score(corpus, result.findings)
 
 
