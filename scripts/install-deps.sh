@@ -9,11 +9,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-PYTHON="${PYTHON:-python}"
-command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
-
 DEB_PACKAGES=(docker.io docker-registry skopeo umoci zstd apache2-utils busybox-static openssl chromium podman
-              postgresql debootstrap golang-go)
+              postgresql debootstrap golang-go python3-venv)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -32,6 +29,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     as_root apt-get install -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
         "${missing[@]}"
 fi
+
+. scripts/python.sh  # after apt: a venv for a Python whose pip refuses to install (PEP 668)
 
 # The editable install is current when it points at this checkout, was made after the last
 # change to the packaging files, and the requirements those files declare are all satisfied.

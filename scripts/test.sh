@@ -7,8 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/install-deps.sh
 
-PYTHON="${PYTHON:-python}"
-command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+. scripts/python.sh  # the interpreter install-deps.sh installed into
 
 # Bounded fuzzing of the parsers first (FUZZ_SECONDS per target, 10 by default, 0 to skip): a crash
 # fails the run, and its input is kept under fuzz/crashes/ for a regression test (see SECURITY.md).
