@@ -244,6 +244,9 @@ def scan_bytes(content: ContentScanner, data: bytes, path: Optional[str], most: 
                 strings = scan_pyc(content, data, path, most)
                 return found if strings is None else strings
             return found
+        # UTF-16 text: read as `scan_views` reads it (never back to `scan_views` itself: a `.pyc`
+        # header on UTF-16 text would send the two to each other forever)
+        return content.scan_stream(utf16_reader(io.BytesIO(data).read, kind), path, most)
     return scan_views(content, io.BytesIO(data).read, path, most)
 
 

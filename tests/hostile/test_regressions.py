@@ -100,6 +100,9 @@ FOUND: list[tuple[str, bytes]] = [
         "6f74222c226d6435223a6e756c6c2c2273686131223a6e756c6c7d5d5d2c22736b6970706564223a5b5b222f78222c22"
         "746f6f20626967222c305d5d2c227061636b61676573223a5b5b222f7661722f6c69622764706b672f696e666f2f612e"
         "6d643573756d73222c2264706b67222c226d64353a3030202f7573722f61225d5d7d")),
+    # atheris, `nested`: UTF-16 text (a BOM) that also reads as a `.pyc` header: `scan_bytes` sent it
+    # to `scan_views` and `scan_views` back, for ever (RecursionError)
+    ("nested", bytes.fromhex("fffe0d0a01000000ff0073c3c2000045" "00")),
 ]
 
 
