@@ -38,6 +38,18 @@ TRIAGES = ("none", "vendor", "package", "known-public")
 DEFAULT_CACHE = Path.home() / ".cache" / "layerscan-bench" / "realworld"
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def environment(python: str) -> dict[str, str]:
+    """The bench's own interpreter scans this checkout (its code on PYTHONPATH, installed or not);
+    another `--python` scans the layerscan installed for it."""
+    env = dict(os.environ)
+    if os.path.realpath(python) == os.path.realpath(sys.executable):
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
 def scan(python: str, tarball: Path, timeout: float) -> tuple[dict, float]:
     """One cold scan (no layer cache, no settings file) of TARBALL; the JSON report and seconds."""
     with tempfile.TemporaryDirectory(prefix="realworld-scan-") as tmp:
@@ -48,7 +60,7 @@ def scan(python: str, tarball: Path, timeout: float) -> tuple[dict, float]:
         # cwd: an empty dir, so the interpreter's installed layerscan runs and no ./.layerscan.yaml
         try:
             done = subprocess.run(argv, cwd=tmp, capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
+                                  stdin=subprocess.DEVNULL, env=environment(python))
         except subprocess.TimeoutExpired:
             raise SystemExit(f"realworld: scanning {tarball.name} took over {timeout:.0f} s") from None
         seconds = time.monotonic() - began
@@ -61,7 +73,8 @@ def scan(python: str, tarball: Path, timeout: float) -> tuple[dict, float]:
 def layerscan_commit(python: str) -> str:
     code = "import os, scanner; print(os.path.dirname(os.path.dirname(os.path.abspath(scanner.__file__))))"
     with tempfile.TemporaryDirectory() as tmp:
-        where = subprocess.run([python, "-c", code], cwd=tmp, capture_output=True, text=True).stdout.strip()
+        where = subprocess.run([python, "-c", code], cwd=tmp, capture_output=True, text=True,
+                               env=environment(python)).stdout.strip()
     git = subprocess.run(["git", "-C", where, "log", "-1", "--format=%h %s"], capture_output=True, text=True)
     dirty = subprocess.run(["git", "-C", where, "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()
