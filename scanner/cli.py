@@ -23,6 +23,7 @@ from scanner.cache import NullCache
 from scanner.detectors.known import KnownSecretDetector, parse_secrets
 from scanner.detectors.signature import SignatureDetector
 from scanner.fleet import Fleet, list_references, parse_target
+from scanner.limits import Deadline
 from scanner.models import ScanResult
 from scanner.plugin import docker_plugin
 from scanner.progress import TqdmProgress
@@ -252,7 +253,8 @@ def fleet_refs(target: Optional[str], built: Built, opts: dict[str, Any]) -> tup
     if target:
         where = parse_target(target)
         probe_ref = parse_reference(f"{where.host}/{where.prefix or 'x'}")
-        listed = tuple(list_references(where, endpoint_for(probe_ref, built.options.registry)))
+        listed = tuple(list_references(where, endpoint_for(probe_ref, built.options.registry),
+                                       deadline=Deadline.start(opts.get("timeout"))))
         if not listed and opts.get("images_from") is None:
             raise LayerscanError(f"{target}: the registry lists no image there")
     return image_refs(listed, opts)
@@ -272,7 +274,7 @@ def write_baseline_cmd(images: tuple[str, ...], output: str, **opts: Any) -> int
 
 
 # `layerscan verify`: what --verify may contact (scanner/verify/)
-@cli.command("verify")
+@cli.command("verify", short_help="What --verify may contact (--list-endpoints).")
 @click.option("--list-endpoints", is_flag=True, help="Print every host --verify may contact, one a line.")
 def verify_cmd(list_endpoints: bool) -> int:
     """What `--verify` does: `--list-endpoints` prints the hosts it may call (for egress allow-lists)."""

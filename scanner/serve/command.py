@@ -72,7 +72,7 @@ def log_line(record: dict) -> None:
     sys.stderr.flush()
 
 
-@click.command("serve")
+@click.command("serve", short_help="A push gate in front of a registry (an OCI proxy).")
 @click.option("--upstream", required=True, metavar="URL", help="The registry to gate: http(s)://HOST[:PORT].")
 @click.option("--listen", default="127.0.0.1:5080", show_default=True, metavar="HOST:PORT",
               help="Where the proxy listens (put a TLS front such as nginx before it, or use a loopback address).")
