@@ -108,12 +108,12 @@ def test_an_image_the_engine_lacks(engine_env):
 
 def test_a_bare_name_neither_in_the_engine_nor_reachable(engine_env):
     name = f"127.0.0.1:{services.free_port()}/layerscan-test/nowhere:1"
-    assert_one_line_error(cli(name, env=engine_env), "not in a local Docker engine", "cannot reach registry")
+    assert_one_line_error(cli(name, env=engine_env), "not in the local Docker engine", "cannot reach registry")
 
 
 def test_no_engine_at_docker_host():
     assert_one_line_error(cli(f"docker-daemon:{NAME}", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"}),
-                          "cannot reach the Docker engine at unix:///nonexistent/docker.sock")
+                          "the local Docker engine is not reachable (DOCKER_HOST=unix:///nonexistent/docker.sock")
 
 
 def test_big_layers_are_scanned_as_they_pass_and_small_ones_kept(leaky, docker_engine, monkeypatch):

@@ -174,10 +174,11 @@ def layer_digests(images) -> set[str]:
 
 
 def per_image(doc: dict) -> dict[str, list]:
-    """Findings by image ref, without the ref itself, in report order."""
+    """Findings by image ref, without the ref itself and without `gating` (the CLI's gate decides
+    that; the one-by-one scans below use the Python API, which decides no gate), in report order."""
     out: dict[str, list] = {image["ref"].removeprefix("docker://"): [] for image in doc["images"]}
     for f in doc["findings"]:
-        out[f["image"].removeprefix("docker://")].append({k: v for k, v in f.items() if k != "image"})
+        out[f["image"].removeprefix("docker://")].append({k: v for k, v in f.items() if k not in ("image", "gating")})
     return out
 
 

@@ -7,6 +7,7 @@ import pytest
 from scanner.cache import NullCache
 from scanner.detectors.prefilter import hyperscan
 from scanner.detectors.rules import load_rules
+from scanner.limits import Limits
 from scanner.pipeline import ScanOptions, Scanner
 from tests.corpus.build import build_corpus
 
@@ -15,7 +16,8 @@ pytestmark = pytest.mark.skipif(hyperscan is None, reason="only one engine on th
 
 def findings(image: str, monkeypatch, engine: str) -> set[tuple]:
     monkeypatch.setenv("LAYERSCAN_PREFILTER", engine)
-    result = Scanner(load_rules(), ScanOptions(workers=1), cache=NullCache()).scan([image])
+    result = Scanner(load_rules(), ScanOptions(workers=1, limits=Limits(max_findings=1_000_000)),
+                     cache=NullCache()).scan([image])  # the corpus: over one image's default cap
     out = {(f.hit.rule_id, f.hit.path, f.hit.inner_path, f.hit.line, f.status.value, f.hit.secret.sha256, f.triage)
            for f in result.findings}
     assert out  # the corpus is full of secrets: an empty set would compare equal too easily
